@@ -1,0 +1,67 @@
+"""verl plugin entry point: importing this module registers every r4b-verl part in this process.
+
+verl imports it in every process that imports verl (driver, TaskRunner, agent-loop, reward and
+model workers) through the ``verl.plugins`` entry point, or through
+``VERL_USE_EXTERNAL_MODULES=r4b_verl.plugin`` where users disable entry-point discovery.
+
+verl swallows entry-point load errors at debug level, which would leave ``bpo`` silently
+missing. So a failure here is made loud: it is logged at ERROR level with its cause, and a
+stand-in ``bpo`` estimator is registered that raises that cause when the trainer reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import verl
+
+from r4b_verl import VERL_VERSION
+
+logger = logging.getLogger("r4b_verl")
+
+# Each module registers its parts with verl on import.
+REGISTERING_MODULES = (
+    "r4b_verl.advantage",  # algorithm.adv_estimator=bpo
+)
+
+
+class PluginLoadError(RuntimeError):
+    """r4b-verl could not register its parts in this process."""
+
+
+def _check_verl_version() -> None:
+    if verl.__version__ != VERL_VERSION:
+        raise PluginLoadError(
+            f"r4b-verl was written against verl=={VERL_VERSION} but verl=={verl.__version__} is installed; "
+            f"install the pinned release: pip install 'verl[verl-core,math]=={VERL_VERSION}'"
+        )
+
+
+def _register_failure_standin(cause: BaseException) -> None:
+    """Make the first use of ``bpo`` raise the real load error instead of 'unknown estimator'."""
+    from verl.trainer.ppo import core_algos
+
+    def bpo_failed_to_load(*args, **kwargs):
+        raise PluginLoadError(f"r4b-verl failed to load in this process, so 'bpo' is unavailable: {cause!r}") from cause
+
+    core_algos.ADV_ESTIMATOR_REGISTRY.setdefault("bpo", bpo_failed_to_load)
+
+
+def load() -> None:
+    _check_verl_version()
+    for name in REGISTERING_MODULES:
+        importlib.import_module(name)
+
+
+try:
+    load()
+except Exception as exc:  # noqa: BLE001 - re-raised below, after making it visible
+    logger.error("r4b-verl plugin failed to load: %r", exc, exc_info=True)
+    print(f"[r4b-verl] ERROR: plugin failed to load: {exc!r}", file=sys.stderr, flush=True)
+    try:
+        _register_failure_standin(exc)
+    except Exception:  # noqa: BLE001 - verl itself is broken; the original error is what matters
+        pass
+    raise

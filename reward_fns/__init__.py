@@ -1,0 +1,1 @@
+"""Rule-based verifiable rewards (filled by the rewards issue)."""
