@@ -58,3 +58,14 @@ def test_recipe_resolves_from_the_installed_wheel(wheel, tmp_path):
     cfg = yaml.safe_load(out.stdout)
     assert cfg["algorithm"]["adv_estimator"] == "bpo"
     assert cfg["actor_rollout_ref"]["rollout"]["agent"]["default_agent_loop"] == "bpo_bimode"
+
+
+def test_wheel_pins_verl_and_declares_the_extras(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in meta.splitlines() if line.startswith("Requires-Dist:")]
+    assert "verl[math,verl-core]==0.9.1" in requires
+    assert any(r.startswith("math-verify") for r in requires)
+    assert any(r.startswith("hydra-core") for r in requires)
+    assert 'verl[vllm]==0.9.1; extra == "gpu"' in requires
+    assert 'flash-attn; extra == "gpu"' in requires
