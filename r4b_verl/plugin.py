@@ -23,7 +23,9 @@ logger = logging.getLogger("r4b_verl")
 
 # Each module registers its parts with verl on import.
 REGISTERING_MODULES = (
+    "r4b_verl.cpu.registration",  # platform cpu + rollout hf_cpu (active only with VERL_PLATFORM=cpu)
     "r4b_verl.advantage",  # algorithm.adv_estimator=bpo
+    "r4b_verl.rollout",  # rollout.agent.default_agent_loop=bpo_bimode, bpo/ metrics
 )
 
 

@@ -1,0 +1,190 @@
+"""``bpo/`` metrics: what a user of bi-mode training watches (R-4B Figs. 7-8).
+
+Training step (per mode m in think, no_think; rows forced into m):
+  ``bpo/<m>/reward/mean``, ``bpo/<m>/acc/mean``, ``bpo/<m>/response_length/mean``, ``bpo/<m>/count``,
+  ``bpo/reward_gap/mean``   mean over prompts of (mean think reward - mean no_think reward),
+  ``bpo/reward_gap/abs_mean``, ``bpo/think_wins/frac`` (prompts where thinking scored higher).
+Validation (rows of ``bpo.val_mode``, auto by default; c = the mode the response took):
+  ``bpo/val/think_rate`` and ``bpo/val/<data_source>/think_rate`` (thinking-trigger rate),
+  ``bpo/val/<c>/acc/mean``, ``bpo/val/<c>/reward/mean``, ``bpo/val/<c>/response_length/mean``,
+  ``bpo/val/<c>/count``.
+
+``acc`` is the reward's ``acc`` extra info when it returns one (verl sets it for float rewards),
+else ``reward > 0``. The pure functions below compute these from arrays; :func:`install` adds
+two wrappers on verl's V1 ``PPOTrainer`` that feed them and put the result in the metrics dict
+that goes to ``Tracking.log``:
+
+* ``_compute_metrics`` (training; runs before the step's TransferQueue rows are cleared): reads
+  ``uid``, ``extra_fields`` (``bpo_mode``, ``reward_extra_info``), ``rm_scores`` and ``responses``
+  of the step's rows from TransferQueue;
+* ``_val_metrics_update`` (validation): uses the ``reward_extra_infos_dict`` verl gathered, in which
+  the worker hook put ``bpo_think`` and ``bpo_response_length``.
+
+verl 0.9.1 has no public hook for extra trainer metrics (``trainer.v1.trainer_mode`` picks a
+trainer class by a name verl also uses for its own logic, so a subclass cannot be slotted in).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+
+from r4b_verl.rollout.worker_hooks import _check_signature
+
+FORCED_MODES = ("think", "no_think")
+
+
+def _acc(acc: Sequence[Any] | None, rewards: np.ndarray) -> np.ndarray:
+    if acc is None or any(a is None for a in acc):
+        return (rewards > 0).astype(float)
+    return np.asarray([float(a) for a in acc], dtype=float)
+
+
+def compute_bpo_metrics(
+    uids: Sequence[Any],
+    modes: Sequence[str],
+    rewards: Sequence[float],
+    lengths: Sequence[float],
+    acc: Sequence[Any] | None = None,
+) -> dict[str, float]:
+    """Training metrics of one step from per-response arrays (rows of other modes are ignored)."""
+    keep = np.asarray([m in FORCED_MODES for m in modes], dtype=bool)
+    if not keep.any():
+        return {}
+    uids = np.asarray(uids, dtype=object)[keep]
+    modes = np.asarray(modes, dtype=object)[keep]
+    rewards = np.asarray(rewards, dtype=float)[keep]
+    lengths = np.asarray(lengths, dtype=float)[keep]
+    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
+
+    metrics: dict[str, float] = {}
+    for mode in FORCED_MODES:
+        sel = modes == mode
+        metrics[f"bpo/{mode}/count"] = float(sel.sum())
+        if sel.any():
+            metrics[f"bpo/{mode}/reward/mean"] = float(rewards[sel].mean())
+            metrics[f"bpo/{mode}/acc/mean"] = float(accs[sel].mean())
+            metrics[f"bpo/{mode}/response_length/mean"] = float(lengths[sel].mean())
+
+    per_group: dict[Any, dict[str, list[float]]] = defaultdict(lambda: {"think": [], "no_think": []})
+    for uid, mode, reward in zip(uids, modes, rewards):
+        per_group[uid][mode].append(reward)
+    gaps = [np.mean(g["think"]) - np.mean(g["no_think"]) for g in per_group.values() if g["think"] and g["no_think"]]
+    if gaps:
+        gaps = np.asarray(gaps, dtype=float)
+        metrics["bpo/reward_gap/mean"] = float(gaps.mean())
+        metrics["bpo/reward_gap/abs_mean"] = float(np.abs(gaps).mean())
+        metrics["bpo/think_wins/frac"] = float((gaps > 0).mean())
+    return metrics
+
+
+def compute_bpo_val_metrics(
+    data_sources: Sequence[Any],
+    think: Sequence[float],
+    rewards: Sequence[float],
+    lengths: Sequence[float],
+    acc: Sequence[Any] | None = None,
+) -> dict[str, float]:
+    """Validation metrics from per-response arrays; ``think`` is 1 where the response thinks."""
+    keep = np.asarray([t is not None for t in think], dtype=bool)
+    if not keep.any():
+        return {}
+    sources = np.asarray([str(s) for s in data_sources], dtype=object)[keep]
+    think = np.asarray([float(t) for t, k in zip(think, keep) if k], dtype=float)
+    rewards = np.asarray(rewards, dtype=float)[keep]
+    lengths = np.asarray([float(x) for x, k in zip(lengths, keep) if k], dtype=float)
+    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
+
+    metrics = {"bpo/val/think_rate": float(think.mean())}
+    for source in sorted(set(sources)):
+        metrics[f"bpo/val/{source}/think_rate"] = float(think[sources == source].mean())
+    for chosen, sel in (("think", think > 0.5), ("no_think", think <= 0.5)):
+        metrics[f"bpo/val/{chosen}/count"] = float(sel.sum())
+        if sel.any():
+            metrics[f"bpo/val/{chosen}/acc/mean"] = float(accs[sel].mean())
+            metrics[f"bpo/val/{chosen}/reward/mean"] = float(rewards[sel].mean())
+            metrics[f"bpo/val/{chosen}/response_length/mean"] = float(lengths[sel].mean())
+    return metrics
+
+
+# ----------------------------------------------------------------------------- trainer hooks
+
+
+def _row_sums(t) -> list[float]:
+    return [float(x) for x in t.sum(dim=1).tolist()]
+
+
+def _row_lengths(t) -> list[float]:
+    if getattr(t, "is_nested", False):  # TransferQueue returns ragged fields as jagged nested tensors
+        return [float(x) for x in t.offsets().diff().tolist()]
+    return [float(t.shape[1])] * t.shape[0]  # rows of equal length come back stacked
+
+
+def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
+    """Read the step's rows from TransferQueue (``tq.kv_batch_get``) and compute the ``bpo/`` metrics."""
+    keep = [not tag.get("is_padding", False) for tag in batch.tags]
+    keys = [key for key, k in zip(batch.keys, keep) if k]
+    if not keys:
+        return {}
+    data = tq.kv_batch_get(
+        keys=keys,
+        partition_id=batch.partition_id,
+        select_fields=["uid", "extra_fields", "rm_scores", "responses"],
+    )
+    extra = data.pop("extra_fields").tolist()  # as verl's own _compute_metrics reads non-tensor fields
+    if not any(isinstance(e, dict) and "bpo_mode" in e for e in extra):
+        return {}
+    infos = [e.get("reward_extra_info") if isinstance(e, dict) else None for e in extra]
+    acc = [info.get("acc") if isinstance(info, dict) else None for info in infos]
+    return compute_bpo_metrics(
+        uids=data.pop("uid").tolist(),
+        modes=[e.get("bpo_mode") if isinstance(e, dict) else None for e in extra],
+        rewards=_row_sums(data["rm_scores"]),
+        lengths=_row_lengths(data["responses"]),
+        acc=acc,
+    )
+
+
+def val_metrics_from_reward_extra_infos(data_sources, reward_extra_infos_dict: dict) -> dict[str, float]:
+    think = reward_extra_infos_dict.get("bpo_think")
+    if not think:
+        return {}
+    return compute_bpo_val_metrics(
+        data_sources=list(data_sources),
+        think=list(think),
+        rewards=list(reward_extra_infos_dict["reward"]),
+        lengths=list(reward_extra_infos_dict.get("bpo_response_length", [0.0] * len(think))),
+        acc=reward_extra_infos_dict.get("acc"),
+    )
+
+
+def install() -> None:
+    from verl.trainer.ppo.v1 import trainer_base
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    if getattr(PPOTrainer, "_r4b_bpo_metrics", False):
+        return
+    _check_signature(PPOTrainer._compute_metrics, ("self", "batch", "metrics"))
+    _check_signature(PPOTrainer._val_metrics_update, ("self", "data_sources", "sample_uids", "reward_extra_infos_dict"))
+    original_compute = PPOTrainer._compute_metrics
+    original_val = PPOTrainer._val_metrics_update
+
+    @functools.wraps(original_compute)
+    def _compute_metrics(self, batch, metrics, *args, **kwargs):
+        result = original_compute(self, batch, metrics, *args, **kwargs)
+        metrics.update(train_metrics_from_transfer_queue(trainer_base.tq, batch))
+        return result
+
+    @functools.wraps(original_val)
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs):
+        bpo_metrics = val_metrics_from_reward_extra_infos(data_sources, reward_extra_infos_dict)
+        metric_dict = original_val(self, data_sources, sample_uids, reward_extra_infos_dict, *args, **kwargs)
+        metric_dict.update(bpo_metrics)
+        return metric_dict
+
+    PPOTrainer._compute_metrics = _compute_metrics
+    PPOTrainer._val_metrics_update = _val_metrics_update
+    PPOTrainer._r4b_bpo_metrics = True

@@ -1,0 +1,108 @@
+"""The ``bpo:`` config block read by the bi-mode agent loop, with its defaults and checks.
+
+``bpo`` is not part of verl's schema: the recipe sets it (or ``+bpo.<key>=...`` on the command
+line). Every key has a default here, so the loop also works when the block is absent. Each
+check names the config key to change.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from r4b_verl.rollout.prefixes import MODES, PrefixPreset, resolve_preset
+
+TRUNCATIONS = ("error", "left", "right", "middle")
+
+
+class BPOConfigError(ValueError):
+    """A ``bpo.*`` (or related verl) option is invalid for the bi-mode rollout."""
+
+
+@dataclass(frozen=True)
+class BPORolloutOptions:
+    """Options of the ``bpo_bimode`` agent loop (the ``bpo:`` block)."""
+
+    think_fraction: float = 0.5  # share of the rollout.n sessions that think (first ones)
+    prefix_preset: str = "r4b"  # r4b | qwen3 | r1_distill | custom
+    think_prefix: str | None = None  # overrides of the preset's strings
+    no_think_prefix: str | None = None
+    auto_prefix: str | None = None
+    template_opens: str | None = None
+    val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think
+    train_mode_token: bool = False  # put the forced decision token in the response (AdaptThink-style)
+
+    @classmethod
+    def from_trainer_config(cls, config: DictConfig | dict | None) -> BPORolloutOptions:
+        """Read and check ``config.bpo`` (missing block or keys -> defaults)."""
+        block = None if config is None else config.get("bpo", None)
+        if block is None:
+            return cls()
+        if isinstance(block, DictConfig):
+            block = OmegaConf.to_container(block, resolve=True)
+        if not isinstance(block, dict):
+            raise BPOConfigError(f"bpo must be a mapping of options, got {block!r}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(block) - known)
+        if unknown:
+            raise BPOConfigError(f"unknown key(s) {', '.join('bpo.' + k for k in unknown)}; known: {sorted(known)}")
+        options = cls(**{k: v for k, v in block.items() if v is not None})  # null -> default
+        options.check()
+        return options
+
+    def check(self) -> None:
+        tf = self.think_fraction
+        if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not (0.0 < tf < 1.0) or math.isnan(tf):
+            raise BPOConfigError(f"bpo.think_fraction must be a number strictly between 0 and 1, got {tf!r}")
+        if self.val_mode not in MODES:
+            raise BPOConfigError(f"bpo.val_mode must be one of {list(MODES)}, got {self.val_mode!r}")
+        if not isinstance(self.train_mode_token, bool):
+            raise BPOConfigError(f"bpo.train_mode_token must be true or false, got {self.train_mode_token!r}")
+        if not isinstance(self.prefix_preset, str):
+            raise BPOConfigError(f"bpo.prefix_preset must be a string, got {self.prefix_preset!r}")
+        self.preset()  # raises PrefixConfigError (a ValueError) naming bpo.prefix_preset / bpo.*_prefix
+
+    def preset(self) -> PrefixPreset:
+        return resolve_preset(
+            self.prefix_preset, self.think_prefix, self.no_think_prefix, self.auto_prefix, self.template_opens
+        )
+
+    def num_think(self, n: int) -> int:
+        """How many of the ``n`` sessions of a prompt think: round(n * think_fraction), half up."""
+        return int(math.floor(n * self.think_fraction + 0.5))
+
+    def check_split(self, n: Any) -> int:
+        """Refuse a split that leaves a mode empty; return the number of thinking sessions."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+            raise BPOConfigError(
+                f"actor_rollout_ref.rollout.n={n!r}: BPO needs at least 2 responses per prompt (one per mode); "
+                "use n = 2g"
+            )
+        g_think = self.num_think(n)
+        if not 1 <= g_think <= n - 1:
+            raise BPOConfigError(
+                f"bpo.think_fraction={self.think_fraction} with actor_rollout_ref.rollout.n={n} gives {g_think} "
+                f"thinking and {n - g_think} non-thinking responses per prompt; both modes need at least one"
+            )
+        return g_think
+
+    def mode_for_session(self, session_id: int, n: int) -> str:
+        """Sessions 0..g_think-1 think, the others do not."""
+        return "think" if session_id < self.num_think(n) else "no_think"
+
+    def mode_token_log_prob(self, mode: str) -> float:
+        """Log-probability with which the forced decision token was 'sampled': the mode's share of the group.
+
+        AdaptThink uses log(0.5) for its 50/50 split; this generalises it to ``think_fraction``.
+        """
+        return math.log(self.think_fraction if mode == "think" else 1.0 - self.think_fraction)
+
+
+def check_truncation(data_config: Any) -> str:
+    value = (data_config.get("truncation", "error") if data_config is not None else "error") or "error"
+    if value not in TRUNCATIONS:
+        raise BPOConfigError(f"data.truncation={value!r} is not one of {list(TRUNCATIONS)}")
+    return value

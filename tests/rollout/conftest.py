@@ -1,0 +1,130 @@
+"""Fixtures: a tiny real model/tokenizer, verl's real config and AgentLoopWorkerTQ, CPU stand-ins for
+the rollout server, the reward worker and TransferQueue (the only parts faked: they need GPUs/Ray)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import verl  # noqa: F401  - loads the r4b_verl plugin: registers bpo_bimode, installs the hooks
+from r4b_verl.data.tiny import build_model, build_tokenizer
+
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper module importable
+from bpo_rollout_testlib import PROMPT, FakeRewardWorker, FakeServer, FakeTQ, HFServer, pair, run_prompt  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny")
+    build_model(path, build_tokenizer(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def compose(model_dir):
+    """compose(*overrides) -> verl's real ppo_trainer config with the recipe's rollout keys and tiny lengths."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    def _compose(*overrides):
+        with initialize_config_module("verl.trainer.config", version_base=None):
+            return hydra_compose(
+                "ppo_trainer",
+                overrides=[
+                    f"actor_rollout_ref.model.path={model_dir}",
+                    "actor_rollout_ref.rollout.name=vllm",
+                    "actor_rollout_ref.rollout.n=4",
+                    "actor_rollout_ref.rollout.agent.default_agent_loop=bpo_bimode",
+                    "data.max_prompt_length=64",
+                    "actor_rollout_ref.rollout.prompt_length=64",
+                    "actor_rollout_ref.rollout.response_length=16",
+                    *overrides,
+                ],
+            )
+
+    return _compose
+
+
+@pytest.fixture
+def fake_tq(monkeypatch):
+    from verl.trainer.ppo.v1 import agent_loop_tq
+
+    tq = FakeTQ()
+    monkeypatch.setattr(agent_loop_tq, "tq", tq)
+    return tq
+
+
+@pytest.fixture
+def make_worker(fake_tq):
+    """make_worker(config, server_factory=FakeServer, reward=False) -> verl's real AgentLoopWorkerTQ class."""
+    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
+
+    worker_cls = AgentLoopWorkerTQ.__ray_actor_class__  # the class behind @ray.remote
+
+    def _make(config, server_factory=FakeServer, reward=False):
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.actor_rollout_ref.model.path)
+        server = server_factory(tokenizer)
+        rewards = [FakeRewardWorker(tokenizer)] if reward else None
+        worker = worker_cls(config, server, None, rewards)
+        worker.test_server, worker.test_rewards = server, rewards
+        return worker
+
+    return _make
+
+
+@pytest.fixture
+def helpers():
+    return SimpleNamespace(run_prompt=run_prompt, pair=pair, FakeServer=FakeServer, HFServer=HFServer, PROMPT=PROMPT)
+
+
+@pytest.fixture(scope="session")
+def no_think_model_dir(tmp_path_factory, model_dir):
+    """Same model, a tokenizer WITHOUT <think>/</think> tokens (a model family without think tags)."""
+    import json
+    import shutil
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = build_tokenizer()
+    data = json.loads(tok.backend_tokenizer.to_str())
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in ("<think>", "</think>")]
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(data)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    plain.chat_template = tok.chat_template
+    path = tmp_path_factory.mktemp("nothink")
+    plain.save_pretrained(path)
+    shutil.copy(f"{model_dir}/config.json", path / "config.json")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def special_think_model_dir(tmp_path_factory, model_dir):
+    """Same model, a tokenizer whose <think>/</think> are SPECIAL tokens (skip_special_tokens drops them)."""
+    import json
+    import shutil
+
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = build_tokenizer()
+    data = json.loads(tok.backend_tokenizer.to_str())
+    for token in data["added_tokens"]:
+        if token["content"] in ("<think>", "</think>"):
+            token["special"] = True
+    special = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(data)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>", "<think>", "</think>"],
+    )
+    special.chat_template = tok.chat_template
+    path = tmp_path_factory.mktemp("specialthink")
+    special.save_pretrained(path)
+    shutil.copy(f"{model_dir}/config.json", path / "config.json")
+    return str(path)

@@ -1,0 +1,111 @@
+"""Every start-up refusal: raised when verl's agent-loop worker starts, naming the key to change."""
+
+import pytest
+from bpo_rollout_testlib import QWEN3_TEMPLATE, R1_TEMPLATE, with_template
+
+from r4b_verl.rollout.options import BPOConfigError
+from r4b_verl.rollout.prefixes import PrefixConfigError
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["+bpo.think_fraction=0"], r"bpo\.think_fraction"),
+        (["+bpo.think_fraction=1.0"], r"bpo\.think_fraction"),
+        (["+bpo.think_fraction=1.5"], r"bpo\.think_fraction"),
+        (["+bpo.think_fraction=half"], r"bpo\.think_fraction"),
+        (["+bpo.think_fraction=0.1"], r"bpo\.think_fraction=0\.1 with actor_rollout_ref\.rollout\.n=4 gives 0"),
+        (["+bpo.think_fraction=0.9"], r"gives 4 thinking and 0 non-thinking"),
+        (["actor_rollout_ref.rollout.n=1"], r"actor_rollout_ref\.rollout\.n=1"),
+        (["+bpo.thinkfraction=0.5"], r"unknown key\(s\) bpo\.thinkfraction"),
+        (["+bpo.val_mode=sometimes"], r"bpo\.val_mode"),
+        (["+bpo.train_mode_token=maybe"], r"bpo\.train_mode_token"),
+        (["+bpo.prefix_preset=qwen9"], r"bpo\.prefix_preset='qwen9' is unknown"),
+        (["+bpo.prefix_preset=custom", "+bpo.think_prefix=x"], r"bpo\.no_think_prefix, bpo\.auto_prefix"),
+        (["+bpo.no_think_prefix='<think>\n'"], r"think and no_think prefixes are both"),
+        (["trainer.use_v1=false"], r"trainer\.use_v1=true"),
+        (["data.truncation=sideways"], r"data\.truncation='sideways'"),
+        (["actor_rollout_ref.rollout.prompt_length=4"], r"actor_rollout_ref\.rollout\.prompt_length=4"),
+        (["+bpo.train_mode_token=true", "actor_rollout_ref.rollout.calculate_log_probs=false",
+          "+bpo.think_prefix='<think>\nLet'"], r"calculate_log_probs=true"),
+        (["+bpo.train_mode_token=true", "+bpo.think_prefix='<think>\nLet'",
+          "actor_rollout_ref.rollout.response_length=2"],
+         r"actor_rollout_ref\.rollout\.response_length=2 leaves no room"),
+        # tiny BPE: "<think>\n" is a strict prefix of "<think>\n\n</think>", so think has no decision token
+        (["+bpo.train_mode_token=true"], r"bpo\.train_mode_token=true needs a decision token in BOTH"),
+    ],
+)
+def test_config_refused_at_worker_start(compose, make_worker, overrides, match):
+    with pytest.raises((BPOConfigError, PrefixConfigError), match=match):
+        make_worker(compose(*overrides))
+
+
+def test_tokenizer_without_think_tokens_refused(compose, make_worker, no_think_model_dir):
+    config = compose(f"actor_rollout_ref.model.path={no_think_model_dir}")
+    with pytest.raises(PrefixConfigError, match=r"bpo\.prefix_preset=r4b uses '<think>'.*no <think> token"):
+        make_worker(config)
+
+
+def test_template_that_already_opens_the_block_refused(compose, make_worker):
+    config = with_template(compose("+bpo.prefix_preset=qwen3"), R1_TEMPLATE)
+    tail = r"tail '<\|im_start\|>assistant\\n<think>\\n'"
+    with pytest.raises(PrefixConfigError, match=r"bpo\.prefix_preset=qwen3 .*" + tail):
+        make_worker(config)
+
+
+def test_qwen3_template_with_thinking_disabled_refused(compose, make_worker):
+    overrides = ("+bpo.prefix_preset=qwen3", "+data.apply_chat_template_kwargs.enable_thinking=false")
+    config = with_template(compose(*overrides), QWEN3_TEMPLATE)
+    with pytest.raises(PrefixConfigError, match=r"already holds \['<think>', '</think>'\]"):
+        make_worker(config)
+    # the same template with thinking left to the prefixes is accepted
+    make_worker(with_template(compose("+bpo.prefix_preset=qwen3"), QWEN3_TEMPLATE))
+
+
+def test_r1_preset_needs_a_template_that_opens_the_block(compose, make_worker):
+    match = r"bpo\.prefix_preset=r1_distill expects .* ends with '<\|im_start\|>assistant\\n'"
+    with pytest.raises(PrefixConfigError, match=match):
+        make_worker(compose("+bpo.prefix_preset=r1_distill"))
+
+
+def test_other_agent_loops_are_left_alone(compose, make_worker):
+    # no bpo block and another default loop: the worker hook checks nothing (bad n is fine for them)
+    make_worker(compose("actor_rollout_ref.rollout.agent.default_agent_loop=single_turn_agent",
+                        "actor_rollout_ref.rollout.n=1"))
+
+
+def _run_session(worker, **row):
+    import asyncio
+
+    from bpo_rollout_testlib import PROMPT
+
+    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
+    return asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode",
+                                              raw_prompt=PROMPT, uid="u", global_steps=1, index=0, **row))
+
+
+def test_a_training_row_without_session_id_is_refused(compose, make_worker):
+    # the legacy trainer's rows: no session_id, so no way to tell the mode; never silently pick one
+    worker = make_worker(compose())
+    with pytest.raises(BPOConfigError, match=r"no session_id.*trainer\.use_v1=true"):
+        _run_session(worker)
+    with pytest.raises(BPOConfigError, match=r"__rollout_n__ overrides are not supported"):
+        _run_session(worker, session_id=4)  # n=4: sessions 0..3 only
+    assert worker.test_server.calls == []
+
+
+def test_the_loop_refuses_to_run_without_the_worker_hook(compose, make_worker):
+    import asyncio
+
+    import hydra
+
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, _agent_loop_registry
+
+    worker = make_worker(compose())
+    loop = hydra.utils.instantiate(
+        _agent_loop_registry["bpo_bimode"], trainer_config=DictConfigWrap(worker.config),
+        server_manager=worker.test_server, tokenizer=worker.tokenizer, processor=None, dataset_cls=worker.dataset_cls,
+        data_config=DictConfigWrap(worker.config.data),
+    )
+    with pytest.raises(RuntimeError, match="outside r4b-verl's agent-loop worker hook"):
+        asyncio.run(loop.run({"logprobs": True}, raw_prompt=[{"role": "user", "content": "hi"}], session_id=0))
