@@ -13,6 +13,8 @@ TORCH_PIP_ARGS ?=
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) TORCH_PIP_ARGS='$(TORCH_PIP_ARGS)' PYTEST_ARGS='$(PYTEST_ARGS)'"
+	@awk '/^#> /{doc=substr($$0,4); getline; n=index($$0,"?="); d=substr($$0,n+3); \
+		printf "  %-15s %s%s\n", substr($$0,1,n-2), doc, (d == "" ? "" : "  [" d "]")}' $(MAKEFILE_LIST)
 
 install: ## CPU install into $(VENV): torch 2.13.0 (CPU) first, then the plugin (editable) with verl 0.9.1
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +32,134 @@ bench-advantage: ## time bpo against verl's grpo and grpo_vectorized
 
 bench-rewards: ## responses/s of reward_fns vs verl's math-verify wrapper
 	$(PY) benchmarks/bench_rewards.py
+
+# ------------------------------------------------------------------------------------------------
+# Cluster jobs: train | ray-head | ray-worker | submit | slurm | stop (recipes/README.md).
+# A line `#> text` documents the variable assigned on the next line; `make help` lists them with
+# their defaults. Values are shell-quoted into the command lines; ARGS is split like a shell
+# command line, so quote inside it: ARGS="trainer.experiment_name='run 1' data.max_prompt_length=2048"
+# (and write a literal $ as $$).
+
+#> path or HF id of the model (required by train, submit, slurm)
+MODEL ?=
+#> training parquet file(s), as data.train_files takes them (required by train, submit, slurm)
+TRAIN ?=
+#> validation parquet file(s), as data.val_files takes them (required by train, submit, slurm)
+VAL ?=
+#> extra Hydra overrides for the job, appended last (they win)
+ARGS ?=
+#> recipe: +recipe=$(RECIPE) from recipes/recipe/ (r4b_bpo; r4b_bpo_cpu is the CPU demo)
+RECIPE ?= r4b_bpo
+#> GPUs per node: trainer.n_gpus_per_node (and `ray start --num-gpus` in slurm); empty = recipe's
+NGPUS ?= 8
+#> nodes: trainer.nnodes, and the size of the Slurm allocation
+NNODES ?= 1
+#> rollout engine: actor_rollout_ref.rollout.name; empty = recipe's
+ROLLOUT ?= vllm
+#> trainer.project_name; empty = recipe's
+PROJECT ?= r4b_verl
+#> trainer.experiment_name; empty = recipe's
+EXPERIMENT ?= $(RECIPE)
+#> trainer.logger, e.g. [console,wandb]; empty = recipe's
+LOGGER ?= [console]
+#> python on the node(s) that runs the job
+JOB_PYTHON ?= python
+#> the job's command; the Hydra overrides are appended to it
+ENTRYPOINT ?= $(JOB_PYTHON) -m verl.trainer.main_ppo
+#> the ray executable
+RAY ?= ray
+#> submit: the cluster's dashboard / job server (on the head: make ray-head DASHBOARD_HOST=...)
+RAY_ADDRESS ?= http://127.0.0.1:$(DASHBOARD_PORT)
+#> submit, slurm: Ray runtime env file that brings the plugin to every node; empty = none (installed)
+RUNTIME_ENV ?= recipes/runtime_env.yaml
+#> submit: extra `ray job submit` flags, e.g. --no-wait --submission-id=run1
+SUBMIT_ARGS ?=
+#> ray-worker: the head's GCS address host:port (printed by make ray-head)
+HEAD ?=
+#> ray-head: GCS port
+RAY_PORT ?= 6379
+#> ray-head: dashboard / job server bind address (0.0.0.0 to submit from other machines)
+DASHBOARD_HOST ?= 127.0.0.1
+#> ray-head: dashboard / job server port
+DASHBOARD_PORT ?= 8265
+#> ray-head, ray-worker: --node-ip-address; empty = Ray picks this node's address
+NODE_IP ?=
+#> ray-head, ray-worker, stop: Ray temp dir (absolute, short); set, `make stop` stops only that node
+RAY_TEMP_DIR ?=
+#> ray-head, ray-worker, slurm: extra `ray start` flags, e.g. --num-cpus=32 --num-gpus=8
+RAY_START_ARGS ?=
+#> stop: extra `ray stop` flags, e.g. --force
+RAY_STOP_ARGS ?=
+#> slurm: the sbatch command
+SBATCH ?= sbatch
+#> slurm: sbatch --partition; empty = the cluster's default
+PARTITION ?=
+#> slurm: sbatch --account; empty = none
+ACCOUNT ?=
+#> slurm: sbatch --time, e.g. 2-00:00:00; empty = the partition's limit
+WALLTIME ?=
+#> slurm: CPUs per node for Ray (sbatch --cpus-per-task, ray start --num-cpus); empty = Slurm's default
+CPUS ?=
+#> slurm: extra sbatch flags, e.g. --gres=gpu:8 --qos=high
+SBATCH_ARGS ?=
+
+.PHONY: train ray-head ray-worker submit slurm stop
+
+# $(call q,TEXT): TEXT as one single-quoted shell word.
+q = '$(subst ','\'',$(strip $(1)))'
+# $(call opt,KEY,VALUE): KEY='VALUE', or nothing when VALUE is empty.
+opt = $(if $(strip $(2)),$(1)=$(call q,$(2)))
+# $(call require,VAR,what it is): fail (also under make -n) when VAR is empty.
+require = $(if $(strip $($(1))),,$(error $(1)=... is required: $(2)))
+require_job = $(call require,MODEL,path or HF id of the model)$(call require,TRAIN,training parquet file(s))$(call require,VAL,validation parquet file(s))
+
+# The job's Hydra overrides, shared by train, submit and slurm.
+JOB_OVERRIDES = +recipe=$(RECIPE) $(call opt,actor_rollout_ref.model.path,$(MODEL)) \
+	$(call opt,data.train_files,$(TRAIN)) $(call opt,data.val_files,$(VAL)) \
+	$(call opt,trainer.n_gpus_per_node,$(NGPUS)) $(call opt,trainer.nnodes,$(NNODES)) \
+	$(call opt,actor_rollout_ref.rollout.name,$(ROLLOUT)) \
+	$(call opt,trainer.project_name,$(PROJECT)) $(call opt,trainer.experiment_name,$(EXPERIMENT)) \
+	$(call opt,trainer.logger,$(LOGGER))
+# On an existing cluster the cluster owns the resources: Ray refuses ray.init(num_cpus=/num_gpus=)
+# when it connects to one, which recipes sized for a local Ray (r4b_bpo_cpu) would otherwise pass.
+CLUSTER_OVERRIDES = ray_kwargs.ray_init.num_cpus=null ray_kwargs.ray_init.num_gpus=null
+RAY_NODE_ENV = RAY=$(call q,$(RAY)) RAY_TEMP_DIR=$(call q,$(RAY_TEMP_DIR))
+
+train: ## one node: MODEL= TRAIN= VAL= [NGPUS=8 ARGS=...] -> python -m verl.trainer.main_ppo +recipe=...
+	$(require_job)
+	$(ENTRYPOINT) $(JOB_OVERRIDES) $(ARGS)
+
+ray-head: ## start a Ray head on this machine (RAY_PORT, DASHBOARD_HOST/PORT, NODE_IP, RAY_TEMP_DIR)
+	$(RAY_NODE_ENV) bash recipes/ray_node.sh head --port=$(RAY_PORT) \
+		--dashboard-host=$(DASHBOARD_HOST) --dashboard-port=$(DASHBOARD_PORT) \
+		$(call opt,--node-ip-address,$(NODE_IP)) --disable-usage-stats $(RAY_START_ARGS)
+
+ray-worker: ## join this machine to a Ray cluster: HEAD=host:port
+	$(call require,HEAD,host:port of the head's GCS (make ray-head prints it; port RAY_PORT))
+	$(RAY_NODE_ENV) bash recipes/ray_node.sh worker --address=$(call q,$(HEAD)) \
+		$(call opt,--node-ip-address,$(NODE_IP)) --disable-usage-stats $(RAY_START_ARGS)
+
+submit: ## ray job submit the recipe to RAY_ADDRESS; RUNTIME_ENV ships the plugin (MODEL= TRAIN= VAL=)
+	$(require_job)
+	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
+		$(SUBMIT_ARGS) -- $(ENTRYPOINT) $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+
+slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (MODEL= TRAIN= VAL=)
+	$(require_job)
+	RAY=$(call q,$(RAY)) JOB_PYTHON=$(call q,$(JOB_PYTHON)) ENTRYPOINT=$(call q,$(ENTRYPOINT)) \
+		RAY_PORT=$(RAY_PORT) DASHBOARD_PORT=$(DASHBOARD_PORT) NGPUS=$(call q,$(NGPUS)) \
+		RUNTIME_ENV=$(call q,$(RUNTIME_ENV)) RAY_START_ARGS=$(call q,$(RAY_START_ARGS)) \
+		SUBMIT_ARGS=$(call q,$(SUBMIT_ARGS)) \
+		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
+		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
+		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
+		recipes/slurm.sbatch $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+
+stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
+	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)
+
+# ------------------------------------------------------------------------------------------------
+# CPU demo (r4b_verl/cpu/README.md): tiny offline assets + a few BPO steps with verl on CPU.
+.PHONY: demo
+demo: ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
+	PYTHON=$(PY) bash recipes/run_demo_cpu.sh

@@ -1,0 +1,256 @@
+"""A real cluster on this machine: make ray-head, make submit (a probe, then the CPU demo), make stop.
+
+Isolation. Ray's daemons listen on every interface and advertise the machine's address, whatever
+`--node-ip-address` says. So the whole cluster runs in a private network namespace whose only
+interface is loopback (`unshare --net`, or `unshare --user --map-root-user --net` without root):
+it cannot be reached from, or reach, anything but 127.0.0.1, and its ports cannot collide with
+other tests. It gets a fresh `RAY_TEMP_DIR`, and its own token (`RAY_AUTH_MODE=token`), so that it
+neither reads nor writes ~/.ray. `make stop RAY_TEMP_DIR=...` stops only this node (never
+`ray stop`, which kills every Ray process on the machine, other tests' included); the teardown then
+kills whatever is still in the namespace, even when the test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+RAY = BIN / "ray"
+TOTAL_BUDGET_S = 900  # the whole test, cluster start to stop (the demo alone takes ~1 min on 2 cores)
+GCS_PORT = 46379
+DASHBOARD_PORT = 48265
+
+
+# `ip link set lo up` without iproute2: SIOCGIFFLAGS / SIOCSIFFLAGS with IFF_UP.
+LOOPBACK_UP = """
+import fcntl, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]
+fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
+"""
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports listening in the network namespace of `pid` (from its /proc/PID/net/tcp{,6})."""
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _netns_pids(netns: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.readlink(entry / "ns" / "net") == netns:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+class Netns:
+    """A network namespace with only loopback, kept alive by a `sleep` process."""
+
+    def __init__(self):
+        self.holder = None
+        self.prefix: list[str] = []
+        self.netns = ""
+        for unshare, enter in ((["--net"], ["--net"]),
+                               (["--user", "--map-root-user", "--net"], ["--user", "--net", "--preserve-credentials"])):
+            holder = subprocess.Popen(["unshare", *unshare, "--", "sleep", str(TOTAL_BUDGET_S + 120)],
+                                      start_new_session=True, stderr=subprocess.DEVNULL)
+            time.sleep(0.3)
+            prefix = ["nsenter", f"--target={holder.pid}", *enter, "--"]
+            up = holder.poll() is None and subprocess.run(
+                [*prefix, sys.executable, "-c", LOOPBACK_UP], capture_output=True, timeout=30).returncode == 0
+            if up:
+                self.holder, self.prefix = holder, prefix
+                self.netns = os.readlink(f"/proc/{holder.pid}/ns/net")
+                return
+            holder.kill()
+            holder.wait()
+
+    def processes(self) -> list[int]:
+        return [pid for pid in _netns_pids(self.netns) if pid != self.holder.pid]
+
+    def close(self):
+        if self.holder is None:
+            return
+        for pid in self.processes():  # whatever `make stop` left behind (nothing, when it works)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        self.holder.kill()
+        self.holder.wait()
+
+
+@pytest.fixture
+def cluster_env():
+    missing = [tool for tool in ("unshare", "nsenter", "make") if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} to isolate the Ray cluster in a loopback-only network namespace")
+    if not RAY.exists():
+        pytest.skip(f"no ray executable next to {sys.executable}")
+    ns = Netns()
+    if ns.holder is None:
+        pytest.skip("cannot create a network namespace here (unshare --net): the cluster would not be loopback-only")
+    # Short, fresh temp dir: Ray's unix socket paths live under it and are limited to 107 characters.
+    temp_dir = Path(tempfile.mkdtemp(prefix="r4b-ray-", dir="/tmp"))
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # `python` on the cluster = this env's
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    for var in ("RAY_ADDRESS", "VERL_PLATFORM", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"):
+        env.pop(var, None)
+    common = [f"RAY={RAY}", f"RAY_TEMP_DIR={temp_dir / 'ray'}", "RAY_STOP_GRACE=5"]
+    try:
+        yield ns, env, temp_dir, common
+    finally:
+        try:
+            subprocess.run([*ns.prefix, "make", "--no-print-directory", "stop", *common], cwd=REPO, env=env,
+                           capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        ns.close()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _run(ns, env, args, timeout, log: Path):
+    began = time.monotonic()
+    with open(log, "w") as out:
+        try:
+            proc = subprocess.run([*ns.prefix, *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=timeout, start_new_session=True)
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    text = log.read_text(errors="replace")
+    print(f"[{time.monotonic() - began:6.1f}s] make {args[2] if len(args) > 2 else args}: rc={rc}")
+    return rc, text
+
+
+PROBE = textwrap.dedent("""
+    # Submitted with the same runtime env as the demo: where do r4b_verl and the recipe come from?
+    import json, os, sys
+    import ray
+    from hydra import compose, initialize_config_module
+    from verl.trainer.ppo import core_algos
+    import r4b_verl, hydra_plugins.r4b_verl_searchpath as search_path
+
+    with initialize_config_module(config_module="verl.trainer.config", version_base=None):
+        cfg = compose(config_name="ppo_trainer", overrides=sys.argv[1:])
+
+    @ray.remote(num_cpus=0)
+    def in_a_worker():
+        import os, r4b_verl
+        from verl.trainer.ppo import core_algos
+        return {"cwd": os.getcwd(), "r4b_verl": r4b_verl.__file__, "bpo": "bpo" in core_algos.ADV_ESTIMATOR_REGISTRY,
+                "modules": os.environ.get("VERL_USE_EXTERNAL_MODULES")}
+
+    ray.init()
+    print("PROBE " + json.dumps({
+        "driver": {"cwd": os.getcwd(), "r4b_verl": r4b_verl.__file__, "searchpath": search_path.__file__,
+                   "bpo": "bpo" in core_algos.ADV_ESTIMATOR_REGISTRY},
+        "worker": ray.get(in_a_worker.remote()),
+        "adv_estimator": cfg.algorithm.adv_estimator, "rollout": cfg.actor_rollout_ref.rollout.name,
+        "nodes": [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]],
+    }))
+""")
+
+
+def _tail(text: str, n: int = 6000) -> str:
+    return text[-n:]
+
+
+def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
+    ns, env, temp_dir, common = cluster_env
+    start = time.monotonic()
+
+    def left() -> float:
+        remaining = TOTAL_BUDGET_S - (time.monotonic() - start)
+        assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
+        return remaining
+
+    dev = Path(f"/proc/{ns.holder.pid}/net/dev").read_text().splitlines()[2:]
+    interfaces = [line.split(":")[0].strip() for line in dev]
+    assert interfaces == ["lo"], interfaces  # nothing but loopback to listen on
+
+    assets = temp_dir / "assets"
+    # a random model is enough for the plumbing (no bi-mode annealing: that is minutes on a busy CPU)
+    subprocess.run([sys.executable, "-m", "r4b_verl.data", "--out", str(assets), "--anneal-steps", "0"],
+                   check=True, cwd=temp_dir, capture_output=True, timeout=min(300, left()))
+    print(f"[{time.monotonic() - start:6.1f}s] demo assets built")
+    job = [f"RAY_ADDRESS=http://127.0.0.1:{DASHBOARD_PORT}", "RECIPE=r4b_bpo_cpu", f"MODEL={assets / 'model'}",
+           f"TRAIN={assets / 'train.parquet'}", f"VAL={assets / 'val.parquet'}", "NGPUS=1", "NNODES=1",
+           "ROLLOUT=", "PROJECT=", "EXPERIMENT=", "LOGGER=", f"JOB_PYTHON={sys.executable}",
+           f"ARGS=trainer.total_training_steps=2 trainer.default_local_dir={temp_dir / 'checkpoints'}"]
+
+    # 1. the head: 8 logical CPUs (TaskRunner, TransferQueue actors and a 3-CPU bundle), 1 logical GPU
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "ray-head", *common, "NODE_IP=127.0.0.1",
+                             f"RAY_PORT={GCS_PORT}", f"DASHBOARD_PORT={DASHBOARD_PORT}",
+                             "RAY_START_ARGS=--num-cpus=8 --num-gpus=1"],
+                   min(180, left()), temp_dir / "head.log")
+    assert rc == 0, _tail(out)
+    assert (temp_dir / "ray" / "r4b_ray_node.pgid").exists()
+    listening = _listening_ports(ns.holder.pid)
+    assert {GCS_PORT, DASHBOARD_PORT} <= listening, listening
+
+    # 2. a probe with the demo's overrides and runtime env: the shipped checkout is what runs, in the
+    #    driver (Hydra resolves +recipe through the shipped search-path plugin) and in a Ray worker.
+    probe = temp_dir / "probe.py"
+    probe.write_text(PROBE)
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "submit", *common, *job,
+                             f"ENTRYPOINT={sys.executable} {probe}"], min(300, left()), temp_dir / "probe.log")
+    assert rc == 0, _tail(out)
+    (line,) = [line for line in out.splitlines() if line.startswith("PROBE ")]
+    report = json.loads(line[len("PROBE "):])
+    driver, worker = report["driver"], report["worker"]
+    shipped = driver["cwd"]
+    assert "working_dir_files" in shipped and shipped.startswith(str(temp_dir / "ray")), report
+    assert driver["r4b_verl"].startswith(shipped + "/") and driver["searchpath"].startswith(shipped + "/"), report
+    assert worker["cwd"] == shipped and worker["r4b_verl"].startswith(shipped + "/"), report
+    assert driver["bpo"] and worker["bpo"] and worker["modules"] == "r4b_verl.plugin", report
+    assert report["adv_estimator"] == "bpo" and report["rollout"] == "hf_cpu", report
+    assert report["nodes"] == ["127.0.0.1"], report
+
+    # 3. the CPU demo itself, through the same `make submit`
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "submit", *common, *job],
+                   min(600, left()), temp_dir / "demo.log")
+    assert rc == 0, _tail(out)
+    assert "ray job submit --address='http://127.0.0.1:48265' --runtime-env='recipes/runtime_env.yaml'" in out
+    assert "succeeded" in out, _tail(out)
+    assert "training/global_step:2" in out, _tail(out)  # both training steps ran
+    assert "bpo/think/count" in out and "bpo/no_think/count" in out, _tail(out)  # the bi-mode rollout + bpo
+    assert "plugin failed to load" not in out, _tail(out)
+
+    # 4. make stop: only this node, and all of it
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "stop", *common], min(60, left()),
+                   temp_dir / "stop.log")
+    assert rc == 0, out
+    assert "ray_node.sh: stopped" in out, out
+    time.sleep(1)
+    survivors = [pid for pid in ns.processes() if Path(f"/proc/{pid}/stat").exists()
+                 and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"]
+    assert not survivors, [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in survivors]
