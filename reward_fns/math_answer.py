@@ -1,0 +1,252 @@
+"""The ``math`` reward: math-verify's verdict on the extracted final answer, computed cheaply.
+
+The verdict is defined as math-verify's:
+``verify(parse(\\boxed{gold}, GOLD_CONFIG), parse(answer_part, PRED_CONFIG))`` (extraction.py).
+How it is reached, cheapest first:
+
+1. The answer's first match (math-verify's regexes, in-process, no sympy). No match: wrong.
+2. Fast "equal" (in-process): the fallback strings of gold and answer are equal (math-verify's
+   own string comparison then says True), or both are plain decimal numerals with the same exact
+   value (sympy compares them numerically as equal). Fast "not equal" only for two plain integers
+   of different value (math-verify's verdict is then certain; ``fast_mismatch: false`` turns it
+   off). Anything else falls through to math-verify.
+3. Verdict cache (per process, bounded): keyed by (gold, what math-verify's parse of the first
+   match depends on: its normalised text) when that match parses, else by (gold, answer text).
+   Identical answers in a group are verified once, whatever text surrounds them.
+4. The symbolic worker (symbolic_pool.py): math-verify's parse/verify under a deadline; the gold is
+   parsed once per worker and cached there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from decimal import Decimal, InvalidOperation
+
+from .cache import LRUCache
+from .extraction import GOLD_CONFIG, PRED_CONFIG, Candidate, first_candidate, gold_text
+from .outcome import Outcome, gold_list
+from .symbolic_pool import get_pool
+
+logger = logging.getLogger(__name__)
+
+_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?\Z")
+_MAX_EXACT_DIGITS = 15  # beyond math-verify's numeric precision the fast path stays out of it
+
+_gold_cache: LRUCache[str, Candidate | None] = LRUCache(8192)
+# Keys are 16-byte digests, so the bound is ~10 MB whatever the answers' length.
+_verdict_cache: LRUCache[bytes, tuple] = LRUCache(65536)
+_warned_golds: set[str] = set()
+_stats_lock = threading.Lock()
+STATS = {
+    "responses": 0,
+    "no_answer": 0,
+    "fast_string": 0,
+    "fast_numeric": 0,
+    "fast_mismatch": 0,
+    "cache_hits": 0,
+    "symbolic": 0,
+    "timeouts": 0,
+    "waited_out": 0,
+    "scanned_in_worker": 0,
+}
+
+
+def _key(*parts) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(repr(part).encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.digest()
+
+
+def _count(key: str) -> None:
+    with _stats_lock:
+        STATS[key] += 1
+
+
+def _significant_digits(numeral: str) -> int:
+    digits = numeral.lstrip("-").replace(".", "").lstrip("0")
+    if "." in numeral:
+        digits = digits.rstrip("0")
+    return len(digits)
+
+
+def numerals_equal(gold: Candidate, pred: Candidate) -> bool:
+    """Both plain decimal numerals (no percent, no list) with exactly the same value."""
+    if gold.percent or pred.percent or not (gold.single and pred.single):
+        return False
+    a, b = gold.text.strip(), pred.text.strip()
+    if not (_DECIMAL.match(a) and _DECIMAL.match(b)):
+        return False
+    if max(_significant_digits(a), _significant_digits(b)) > _MAX_EXACT_DIGITS:
+        return False
+    try:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
+        return False
+
+
+_INTEGER = re.compile(r"-?\d+\Z")
+
+
+def integers_differ(gold: Candidate, pred: Candidate) -> bool:
+    """Both plain integers (no percent, no list, <= 15 digits) of different value.
+
+    math-verify then compares Integer with Integer (sympy: simplify(a - b) != 0) and two different
+    strings: its verdict is "not equal" for certain, so the symbolic call can be skipped.
+    """
+    if gold.percent or pred.percent or not (gold.single and pred.single):
+        return False
+    a, b = gold.text.strip(), pred.text.strip()
+    if not (_INTEGER.match(a) and _INTEGER.match(b)):
+        return False
+    if max(_significant_digits(a), _significant_digits(b)) > _MAX_EXACT_DIGITS:
+        return False
+    return int(a) != int(b)
+
+
+def fast_equal(gold: Candidate, pred: Candidate) -> str | None:
+    """'string' / 'numeric' when equality is certain without sympy, else None."""
+    g, p = gold.text.strip(), pred.text.strip()
+    if g and g == p:
+        return "string"
+    if numerals_equal(gold, pred):
+        return "numeric"
+    return None
+
+
+def _gold_candidate(gold: str) -> Candidate | None:
+    cached = _gold_cache.get(gold, False)
+    if cached is not False:
+        return cached
+    candidate = first_candidate(gold, GOLD_CONFIG)
+    _gold_cache.put(gold, candidate)
+    if candidate is None and gold not in _warned_golds:
+        _warned_golds.add(gold)
+        logger.warning("math reward: no answer can be extracted from the ground truth %r (data row's "
+                       "reward_model.ground_truth): every response to it scores 0", gold[:200])
+    return candidate
+
+
+def _check_one(gold: str, gold_cand: Candidate, answer: str, pred: Candidate, settings) -> tuple[bool, bool]:
+    """(equal, timed_out) for one gold."""
+    how = fast_equal(gold_cand, pred)
+    if how is not None:
+        _count("fast_" + how)
+        return True, False
+    if settings.fast_mismatch and integers_differ(gold_cand, pred):
+        _count("fast_mismatch")
+        return False, False
+    sig_key = _key(gold, "match", pred.signature)
+    text_key = _key(gold, "text", answer)
+    cached = _cached_verdict(sig_key, text_key)
+    if cached is not None:
+        return cached
+    pool = get_pool(settings.workers, settings.worker_memory_mb)
+    wait_deadline = time.monotonic() + settings.max_wait_s
+    with pool.slot_for(gold, settings.max_wait_s) as slot:
+        if slot is None:
+            _count("waited_out")
+            return False, True
+        # Answers of one group queue on the same slot: the one before us may have verified ours.
+        cached = _cached_verdict(sig_key, text_key)
+        if cached is not None:
+            return cached
+        _count("symbolic")
+        verdict = pool.call(slot, gold, answer, settings.timeout_s, settings.kill_grace_s, wait_deadline)
+        if verdict.transient:
+            _count("waited_out")
+            return False, True
+        if verdict.timeout:
+            _count("timeouts")
+        result = (verdict.equal, verdict.timeout)
+        _verdict_cache.put(sig_key if verdict.first_ok else text_key, result)
+    return result
+
+
+def _cached_verdict(*keys) -> tuple[bool, bool] | None:
+    for key in keys:
+        cached = _verdict_cache.get(key)
+        if cached is not None:
+            _count("cache_hits")
+            return cached
+    return None
+
+
+# math-verify's display-math patterns ("\\[...\\]", "\\(...\\)") backtrack quadratically or worse
+# when a text opens many of them; such texts are scanned in the worker, under its deadline.
+_MAX_OPENERS_IN_PROCESS = 32
+
+
+def _scan_in_worker(answer: str, golds: list[str], settings) -> Outcome:
+    """No in-process regex work: math-verify extracts and verifies in the worker (cached by text)."""
+    _count("scanned_in_worker")
+    outcome = Outcome()
+    pool = get_pool(settings.workers, settings.worker_memory_mb)
+    for gold in golds:
+        key = _key(gold, "scan", answer)
+        cached = _cached_verdict(key)
+        if cached is None:
+            _count("symbolic")
+            verdict = pool.check(gold, answer, settings.timeout_s, settings.kill_grace_s, settings.max_wait_s)
+            if verdict.transient:
+                _count("waited_out")
+                outcome.timeout = True
+                continue
+            if verdict.timeout:
+                _count("timeouts")
+            cached = (verdict.equal, verdict.timeout, verdict.pred)
+            _verdict_cache.put(key, cached)
+        equal, timed_out, shown = cached
+        outcome.timeout = outcome.timeout or timed_out
+        if shown is not None:
+            outcome.has_answer, outcome.pred = True, shown
+        if equal:
+            outcome.acc = 1.0
+            break
+    return outcome
+
+
+def score_math(answer: str | None, ground_truth, settings) -> Outcome:
+    _count("responses")
+    if answer is None:
+        _count("no_answer")
+        return Outcome()
+    if len(answer) > settings.max_answer_chars:
+        # math-verify prefers the rightmost answer: keep the tail (bounds regex time on hostile text).
+        answer = answer[-settings.max_answer_chars :]
+    if answer.count("\\[") + answer.count("\\(") > _MAX_OPENERS_IN_PROCESS:
+        golds = [gold_text(str(g)[: settings.max_answer_chars]) for g in gold_list(ground_truth)]
+        return _scan_in_worker(answer, golds, settings)
+    pred = first_candidate(answer, PRED_CONFIG)
+    if pred is None:
+        _count("no_answer")
+        return Outcome()
+    outcome = Outcome(pred=pred.text, has_answer=True)
+    for gold in gold_list(ground_truth):
+        gold = gold_text(str(gold)[: settings.max_answer_chars])
+        gold_cand = _gold_candidate(gold)
+        if gold_cand is None:
+            continue
+        equal, timed_out = _check_one(gold, gold_cand, answer, pred, settings)
+        outcome.timeout = outcome.timeout or timed_out
+        if equal:
+            outcome.acc = 1.0
+            break
+    return outcome
+
+
+def reset_caches() -> None:
+    """Forget cached golds, verdicts and normalised strings (benchmarks and tests start cold)."""
+    from . import extraction
+
+    extraction._normalized.cache_clear()
+    _gold_cache.clear()
+    _verdict_cache.clear()
+    with _stats_lock:
+        for key in STATS:
+            STATS[key] = 0

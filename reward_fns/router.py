@@ -1,0 +1,125 @@
+"""Routing by ``data_source``: which reward function scores a row.
+
+Lookup order: ``reward_kwargs.routes`` (user table), then the built-in table below, then
+``reward_kwargs.default`` (logged once per unknown source). Keys are case-insensitive shell
+patterns (``fnmatch``); the first match wins. A route's value is a built-in name (``math``,
+``choice``, ``numeric``, ``exact``, ``format``) or a user function: ``pkg://module:function`` or
+``/path/to/file.py:function`` (``:function`` defaults to ``compute_score``), loaded the way verl
+loads ``custom_reward_function.path``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import threading
+from typing import Callable
+
+from .choice import score_choice
+from .exact import score_exact
+from .math_answer import score_math
+from .numeric import score_numeric
+from .settings import CONFIG_PREFIX, Settings
+
+logger = logging.getLogger(__name__)
+
+# name -> fn(answer_part | None, ground_truth, settings) -> Outcome; "format" is handled by the caller.
+BUILTINS: dict[str, Callable | None] = {
+    "math": score_math,
+    "choice": score_choice,
+    "numeric": score_numeric,
+    "exact": score_exact,
+    "format": None,
+}
+
+DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
+    ("math", "math"),
+    ("*math-500*", "math"),
+    ("*math500*", "math"),
+    ("*math_500*", "math"),
+    ("lighteval/math*", "math"),
+    ("*hendrycks_math*", "math"),
+    ("*gsm8k*", "math"),
+    ("aime*", "math"),
+    ("*/aime*", "math"),
+    ("choice", "choice"),
+    ("numeric", "numeric"),
+    ("exact", "exact"),
+    ("format", "format"),
+)
+
+_resolved: dict[tuple, tuple[str, Callable | None]] = {}
+_user_fns: dict[str, Callable] = {}
+_warned_sources: set[str] = set()
+_lock = threading.Lock()
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """'pkg://a.b:fn' -> ('pkg://a.b', 'fn'); without ':fn' the function is compute_score."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and tail and "/" not in tail and head not in ("", "pkg", "file"):
+        return head, tail
+    return spec, "compute_score"
+
+
+def load_user_fn(spec: str, where: str) -> Callable:
+    """``pkg://module:function`` or ``path.py:function`` -> the function (cached)."""
+    with _lock:
+        fn = _user_fns.get(spec)
+    if fn is not None:
+        return fn
+    path, name = split_spec(spec)
+    from verl.utils.import_utils import load_extern_object  # verl's own pkg:// / file loader
+
+    try:
+        fn = load_extern_object(module_path=path, object_name=name)
+    except Exception as exc:
+        raise ValueError(f"{where}: cannot load reward function {spec!r}: {exc}") from exc
+    if not callable(fn):
+        raise ValueError(f"{where}: {spec!r} is not callable")
+    with _lock:
+        _user_fns[spec] = fn
+    return fn
+
+
+def _target(value: str, where: str) -> tuple[str, Callable | None]:
+    if value in BUILTINS:
+        return value, BUILTINS[value]
+    if value.startswith("pkg://") or value.startswith("file://") or ".py" in value or "/" in value:
+        return value, load_user_fn(value, where)
+    raise ValueError(
+        f"{where}: unknown reward {value!r}; use one of {', '.join(BUILTINS)}, "
+        "pkg://module:function or /path/to/file.py:function"
+    )
+
+
+def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
+    """(reward name, function); function None means the built-in ``format`` reward."""
+    source = str(data_source)
+    key = (settings, source)
+    with _lock:
+        hit = _resolved.get(key)
+    if hit is not None:
+        return hit
+    lowered = source.lower()
+    for table, prefix in ((settings.routes, f"{CONFIG_PREFIX}.routes"), (DEFAULT_ROUTES, "built-in route")):
+        for pattern, value in table:
+            if fnmatch.fnmatchcase(lowered, pattern.lower()):
+                result = _target(value, f"{prefix}.{pattern}" if table is settings.routes else prefix)
+                break
+        else:
+            continue
+        break
+    else:
+        result = _target(settings.default, f"{CONFIG_PREFIX}.default")
+        if source not in _warned_sources:
+            _warned_sources.add(source)
+            logger.warning(
+                "reward: data_source %r matches no route; scoring it with the default %r (set %s.routes to change)",
+                source, result[0], CONFIG_PREFIX,
+            )
+    with _lock:
+        if len(_resolved) > 4096:
+            _resolved.clear()
+        _resolved[key] = result
+    return result

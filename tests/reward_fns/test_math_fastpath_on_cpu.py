@@ -1,0 +1,155 @@
+"""The in-process fast path agrees with math-verify, and caching verifies each answer once.
+
+A generated corpus of (gold, answer) pairs covers numbers written many ways, fractions,
+expressions, sets, percentages and units inside several answer wrappers. For every pair:
+- the answer string found without sympy is the fallback string math-verify's ``parse`` returns;
+- a fast "equal" is math-verify's "equal", a fast "not equal" is math-verify's "not equal";
+- compute_score's verdict (fast path, caches, worker) equals math-verify run directly.
+"""
+
+import itertools
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from math_verify import parse, verify
+
+from r4b_verl.reward_fns import STATS, compute_score
+from r4b_verl.reward_fns import math_answer
+from r4b_verl.reward_fns.extraction import GOLD_CONFIG, PRED_CONFIG, first_candidate, gold_text
+from r4b_verl.reward_fns.math_answer import fast_equal, integers_differ
+
+WRAPPERS = [
+    "The final answer is $\\boxed{%s}$.",
+    "So the answer is \\boxed{%s}",
+    "Answer: %s",
+    "the result is $%s$",
+    "We get %s.",
+    "\\[ %s \\]",
+    "The answer is %s%%.",
+    "The answer is $\\boxed{%s \\text{ cm}}$",
+]
+
+
+def numeral_forms(rng: random.Random, value: int) -> list[str]:
+    return [str(value), f"{value}.0", f"{value}.00", f"0{value}", f"{value:,}", f"{value}.5", f"-{value}",
+            str(value + rng.choice([-1, 1])), f"{value}e0", str(value * 1000003)]
+
+
+def corpus(seed: int = 0, size: int = 400) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(size):
+        kind = rng.randrange(5)
+        if kind == 0:
+            value = rng.choice([0, 1, 7, 12, 100, 2024, 123456789, 10**14 + 7, 10**17])
+            gold = str(value)
+            forms = numeral_forms(rng, value)
+        elif kind == 1:
+            a, b = rng.randint(1, 9), rng.randint(2, 9)
+            gold = rng.choice([f"\\frac{{{a}}}{{{b}}}", f"{a / b:.6g}", f"{a}.{b}"])
+            forms = [f"\\frac{{{a}}}{{{b}}}", f"\\dfrac{{{a}}}{{{b}}}", f"{a}/{b}", f"{a / b:.6g}", f"{a}.{b}",
+                     f"{a}.{b}0", f"\\frac{{{2 * a}}}{{{2 * b}}}", f"{b}/{a}"]
+        elif kind == 2:
+            k = rng.randint(1, 9)
+            gold = rng.choice([f"{k}\\sqrt{{2}}", f"x^2+{k}", f"{k}\\pi"])
+            forms = [f"{k}\\sqrt{{2}}", f"\\sqrt{{{2 * k * k}}}", f"x^2+{k}", f"x^{{2}} + {k}", f"{k}\\pi",
+                     f"{k} \\pi", f"{k + 1}\\pi"]
+        elif kind == 3:
+            items = rng.sample(range(1, 9), 3)
+            gold = "\\{" + ",".join(map(str, items)) + "\\}"
+            forms = ["\\{" + ",".join(map(str, p)) + "\\}" for p in itertools.permutations(items)][:3]
+            forms += [", ".join(map(str, items)), "\\{" + ",".join(map(str, items[:2])) + "\\}"]
+        else:
+            value = rng.randint(1, 99)
+            gold = rng.choice([str(value), f"{value}\\%", f"0.{value:02d}"])
+            forms = [str(value), f"{value}\\%", f"0.{value:02d}", f"{value} \\text{{ cm}}", f"{value}\\,\\mathrm{{m}}"]
+        pairs.append((gold, rng.choice(WRAPPERS) % rng.choice(forms)))
+    return pairs
+
+
+def reference(gold: str, answer: str) -> bool:
+    g = parse(gold_text(gold), GOLD_CONFIG, parsing_timeout=None)
+    p = parse(answer, PRED_CONFIG, parsing_timeout=None)
+    return bool(g and p and verify(g, p, timeout_seconds=None))
+
+
+CORPUS = corpus()
+
+
+def test_extracted_answer_is_math_verify_fallback():
+    checked = 0
+    for _, answer in CORPUS:
+        candidate = first_candidate(answer, PRED_CONFIG)
+        parsed = parse(answer, PRED_CONFIG, parsing_timeout=None)
+        if candidate is None:
+            assert parsed == [], answer
+            continue
+        if candidate.text and candidate.single:
+            assert isinstance(parsed[-1], str) and parsed[-1] == candidate.text, (answer, parsed, candidate)
+            checked += 1
+    assert checked > len(CORPUS) // 2
+
+
+def test_fast_decisions_match_math_verify():
+    decided = {"equal": 0, "mismatch": 0}
+    for gold, answer in CORPUS:
+        gold_cand = first_candidate(gold_text(gold), GOLD_CONFIG)
+        pred = first_candidate(answer, PRED_CONFIG)
+        if gold_cand is None or pred is None:
+            continue
+        if fast_equal(gold_cand, pred):
+            assert reference(gold, answer), (gold, answer)
+            decided["equal"] += 1
+        elif integers_differ(gold_cand, pred):
+            assert not reference(gold, answer), (gold, answer)
+            decided["mismatch"] += 1
+    # The corpus exercises both shortcuts, not just the symbolic fall-through.
+    assert decided["equal"] > 50 and decided["mismatch"] > 10, decided
+
+
+@pytest.mark.parametrize("fast_mismatch", [True, False])
+def test_compute_score_verdicts_equal_math_verify(fast_mismatch):
+    pairs = CORPUS[:150]
+    verdicts = [compute_score("math", answer, gold, {}, fast_mismatch=fast_mismatch)["acc"] == 1.0
+                for gold, answer in pairs]
+    expected = [reference(gold, answer) for gold, answer in pairs]
+    assert verdicts == expected
+    assert STATS["timeouts"] == 0
+
+
+def test_identical_answers_in_a_group_are_verified_once():
+    # 16 responses, one gold, the same non-trivial answer in different words: one symbolic check.
+    wrappers = ["So \\boxed{\\sqrt{12}}.", "Hence the answer is $\\boxed{\\sqrt{12}}$", "\\boxed{\\sqrt{12}}"]
+    group = [f"thinking {i} </think> {wrappers[i % 3]}" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:  # concurrently, as verl's executor calls it
+        results = list(pool.map(lambda r: compute_score("math", r, "2\\sqrt{3}", {"bpo_mode": "think"}), group))
+    assert all(r["acc"] == 1.0 for r in results)
+    assert STATS["symbolic"] == 1 and STATS["cache_hits"] == 15
+    assert math_answer._gold_cache.misses == 1  # the gold was read once for the group
+
+
+def test_fast_path_skips_the_worker_for_canonical_answers():
+    group = ["r </think> \\boxed{42}", "r </think> The answer is $\\boxed{42.0}$", "r </think> \\boxed{41}"]
+    results = [compute_score("math", r, "42", {"bpo_mode": "think"}) for r in group]
+    assert [r["acc"] for r in results] == [1.0, 1.0, 0.0]
+    assert STATS["symbolic"] == 0
+    assert (STATS["fast_string"], STATS["fast_numeric"], STATS["fast_mismatch"]) == (1, 1, 1)
+
+
+def test_opener_scan_finds_exactly_finditers_matches():
+    """The boxed-in-environment pattern is only tried at environment openers: same matches as finditer."""
+    from math_verify.parser import get_extraction_regexes
+
+    from r4b_verl.reward_fns.extraction import _BOXED_ENV_PREFIX, _finditer_at_openers
+
+    patterns = [p for ps, _ in get_extraction_regexes(PRED_CONFIG) for p, _ in ps if p.pattern.startswith(_BOXED_ENV_PREFIX)]
+    assert len(patterns) == 1  # math-verify still has the pattern this shortcut is written for
+    pieces = ["\\boxed{", "}", "{", "$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "]", "[", "\\", "\n", " ", "x", "1",
+              ",", " and ", " or ", "%", "\\%", "percent", "\\frac{1}{2}", "\\\\"]
+    rng = random.Random(7)
+    texts = [answer for _, answer in CORPUS]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for text in texts:
+        expected = [(m.span(), m.groupdict()) for m in patterns[0].finditer(text)]
+        assert [(m.span(), m.groupdict()) for m in _finditer_at_openers(patterns[0], text)] == expected, text
