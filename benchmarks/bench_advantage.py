@@ -30,13 +30,15 @@ def batch(n: int, length: int, seed: int = 0):
     return rewards, torch.ones(n, length), uids
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def interleaved_times(calls: dict, repeats: int) -> dict:
+    """Time every call once per round, rounds interleaved, so machine load drifts hit all alike."""
+    times = {name: [] for name in calls}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (min(t), statistics.median(t)) for name, t in times.items()}
 
 
 def main() -> None:
@@ -46,17 +48,18 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     names = ["grpo", "grpo_vectorized", "bpo"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} (median in brackets)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved rounds (median in brackets)")
     print(f"| responses x length | {' | '.join(names)} | bpo / grpo_vectorized | bpo / grpo |")
     print("|---|" + "---|" * (len(names) + 2))
     for n, length in SHAPES:
         rewards, mask, uids = batch(n, length)
-        result = {}
-        for name in names:
-            fn = get_adv_estimator_fn(name)
-            call = lambda: fn(token_level_rewards=rewards, response_mask=mask, index=uids)  # noqa: E731
+        calls = {
+            name: (lambda fn=get_adv_estimator_fn(name): fn(token_level_rewards=rewards, response_mask=mask, index=uids))
+            for name in names
+        }
+        for call in calls.values():
             call()  # warm-up
-            result[name] = best_of(call, args.repeats if name != "grpo" else max(1, args.repeats // 2))
+        result = interleaved_times(calls, args.repeats)
         cells = " | ".join(f"{result[k][0] * 1e3:.1f} ms ({result[k][1] * 1e3:.1f})" for k in names)
         print(f"| {n} x {length} | {cells} | {result['bpo'][0] / result['grpo_vectorized'][0]:.2f}x "
               f"| {result['bpo'][0] / result['grpo'][0]:.3f}x |")

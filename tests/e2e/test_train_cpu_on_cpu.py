@@ -1,0 +1,145 @@
+"""End to end on CPU: verl 0.9.1's real trainer with ``+recipe=r4b_bpo_cpu``, as ``make demo`` runs it.
+
+Two training steps (validation first, in auto mode), a checkpoint at step 2, then a second
+process that resumes from it for one more step. Everything is observed from the outside, the
+way a user sees it: verl's ``file`` logger (``VERL_FILE_LOGGER_PATH``), verl's rollout dump
+(``trainer.rollout_data_dir``), the checkpoint directory and the console log.
+
+Slow by design: asset build + two trainer start-ups, about 2 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+PYTHON = sys.executable
+N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thinking per prompt
+# Prefixes of the default bpo.prefix_preset "r4b" (r4b_verl/rollout/prefixes.py), as they end the
+# decoded prompt in verl's rollout dump (think tags are non-special tokens, so decoding keeps them).
+THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
+RUN_TIMEOUT_S = 900
+
+
+def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(log, "w") as out:
+        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-80:])
+        pytest.fail(f"{' '.join(cmd[:4])} ... exited {proc.returncode}; last lines of {log}:\n{tail}")
+    return proc
+
+
+def _read_metrics(path: Path) -> dict[int, dict]:
+    steps: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            steps.setdefault(int(row["step"]), {}).update(row["data"])
+    return steps
+
+
+def _train(root: Path, assets: Path, name: str, steps: int, *extra: str):
+    workdir = root / name
+    workdir.mkdir()
+    metrics = root / f"{name}.metrics.jsonl"
+    log = root / f"{name}.log"
+    cmd = [
+        PYTHON, "-m", "verl.trainer.main_ppo", "+recipe=r4b_bpo_cpu",
+        f"actor_rollout_ref.model.path={assets / 'model'}",
+        f"data.train_files={assets / 'train.parquet'}",
+        f"data.val_files={assets / 'val.parquet'}",
+        f"trainer.total_training_steps={steps}",
+        "trainer.save_freq=2",
+        f"trainer.default_local_dir={root / 'checkpoints'}",
+        f"trainer.rollout_data_dir={root / name / 'rollouts'}",
+        "trainer.logger=[console,file]",
+        f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}",
+        *extra,
+    ]  # fmt: skip
+    _run(cmd, cwd=workdir, log=log)
+    return _read_metrics(metrics), log.read_text(errors="replace"), workdir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e_cpu")
+    assets = root / "assets"
+    _run([PYTHON, "-m", "r4b_verl.data", "--out", str(assets)], cwd=root, log=root / "assets.log", timeout=600)
+    first = _train(root, assets, "first", 2)
+    resumed = _train(root, assets, "resumed", 3, "trainer.val_before_train=false")
+    return {"root": root, "first": first, "resumed": resumed}
+
+
+def _train_steps(metrics: dict[int, dict]) -> list[int]:
+    return sorted(s for s, m in metrics.items() if "training/global_step" in m)
+
+
+def test_trains_two_steps_with_bpo(runs):
+    metrics, log, _ = runs["first"]
+    assert _train_steps(metrics) == [1, 2]
+    assert "'adv_estimator': 'bpo'" in log, "the trainer did not run with algorithm.adv_estimator=bpo"
+    assert "'name': 'hf_cpu'" in log
+    for step in (1, 2):
+        assert "critic/advantages/max" in metrics[step]
+
+
+def test_rollout_and_actor_log_probs_agree(runs):
+    for name in ("first", "resumed"):
+        metrics = runs[name][0]
+        for step in _train_steps(metrics):
+            m = metrics[step]
+            assert m["training/rollout_probs_diff_valid"] == 1.0, (name, step)
+            assert m["training/rollout_probs_diff_max"] < 1e-3, (name, step, m["training/rollout_probs_diff_max"])
+
+
+def test_actor_gets_a_gradient(runs):
+    steps = [m for name in ("first", "resumed") for m in runs[name][0].values()]
+    norms = [m["actor/grad_norm"] for m in steps if "actor/grad_norm" in m]
+    assert len(norms) == 3
+    assert all(n == n and n < float("inf") for n in norms), norms
+    assert max(norms) > 0.0, f"actor grad norm is zero at every step: {norms}"
+
+
+def test_bpo_metrics_logged(runs):
+    metrics = runs["first"][0]
+    for step in _train_steps(metrics):
+        bpo = {k: v for k, v in metrics[step].items() if k.startswith("bpo/") and not k.startswith("bpo/val/")}
+        assert bpo, f"no bpo/ training metrics at step {step}"
+        assert bpo["bpo/think/count"] > 0 and bpo["bpo/no_think/count"] > 0, bpo
+    val = metrics[0]  # validation before training, auto mode
+    assert 0.0 <= val["bpo/val/think_rate"] <= 1.0
+    for source in ("toy_math_easy", "toy_math_hard"):  # thinking-trigger rate per data source
+        assert 0.0 <= val[f"bpo/val/{source}/think_rate"] <= 1.0
+
+
+def test_both_modes_for_every_prompt(runs):
+    _, _, workdir = runs["first"]
+    dumps = sorted((workdir / "rollouts").glob("*.jsonl"))
+    assert [p.stem for p in dumps] == ["1", "2"]
+    for dump in dumps:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for line in dump.read_text().splitlines():
+            row = json.loads(line)
+            prompt = row["input"]
+            mode = "no_think" if prompt.endswith(NO_THINK_SUFFIX) else "think" if prompt.endswith(THINK_SUFFIX) else "?"
+            groups[row["uid"].rsplit("_", 2)[0]].append(mode)
+        assert len(groups) == 4, f"{dump}: expected 4 prompts (data.train_batch_size), got {len(groups)}"
+        for uid, modes in groups.items():
+            assert sorted(modes) == ["no_think"] * (N // 2) + ["think"] * (N // 2), f"{dump} prompt {uid}: {modes}"
+
+
+def test_checkpoint_saved_and_resumed(runs):
+    ckpt = runs["root"] / "checkpoints"
+    assert (ckpt / "global_step_2" / "actor").is_dir()
+    metrics, log, _ = runs["resumed"]
+    assert "Resuming from" in log and "global_step_2" in log, "the second run did not resume from global_step_2"
+    assert _train_steps(metrics) == [3], f"resumed run trained steps {_train_steps(metrics)}, expected only [3]"
+    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() in {"2", "3"}
