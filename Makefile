@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
-PY := $(VENV)/bin/python
+PY := $(abspath $(VENV))/bin/python
 PYTEST_ARGS ?=
 # Extra pip arguments for the torch install, e.g. a CPU wheel index on machines without a local one.
 TORCH_PIP_ARGS ?=

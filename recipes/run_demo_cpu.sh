@@ -8,6 +8,9 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python}
+# a relative interpreter path (PYTHON=.venv/bin/python) must survive the cd below; not realpath:
+# resolving the venv's symlink would leave the venv
+if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON="$PWD/$PYTHON"; fi
 OUT=${OUT:-${TMPDIR:-/tmp}/r4b-verl-demo}
 STEPS=${STEPS:-3}
 
