@@ -12,6 +12,7 @@ PYTHON=${PYTHON:-python}
 # resolving the venv's symlink would leave the venv
 if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON="$PWD/$PYTHON"; fi
 OUT=${OUT:-${TMPDIR:-/tmp}/r4b-verl-demo}
+[[ $OUT == /* ]] || OUT="$PWD/$OUT"  # every path below is also used after the cd
 STEPS=${STEPS:-3}
 
 rm -rf "$OUT"

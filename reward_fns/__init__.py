@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .answer_part import THINK_CLOSE, answer_part, normalize_mode
 from .math_answer import STATS, reset_caches
-from .outcome import RESULT_KEYS, Outcome, to_result
+from .outcome import PRED_MAX_CHARS, RESULT_KEYS, Outcome, to_result
 from .router import BUILTINS, DEFAULT_ROUTES, route
 from .settings import Settings, settings_from
 from .think_format import format_score
@@ -46,7 +46,7 @@ def _watch_think_tags(response: str, mode: str, settings: Settings) -> None:
             )
 
 
-def _user_result(result, mode: str) -> dict:
+def _user_result(result, mode: str, name: str) -> dict:
     """A user function's float or dict, with exactly the keys every row must share."""
     if isinstance(result, Mapping):
         if "score" not in result:
@@ -55,17 +55,16 @@ def _user_result(result, mode: str) -> dict:
         extra = result
     else:
         score, extra = float(result), {}
-    out = {
+    return {
         "score": score,
         "acc": float(extra.get("acc", score)),
-        "pred": str(extra.get("pred", ""))[:256],
+        "pred": str(extra.get("pred", ""))[:PRED_MAX_CHARS],
         "mode": mode,
         "has_answer": float(extra.get("has_answer", 1.0)),
         "format_ok": float(extra.get("format_ok", 1.0)),
         "timeout": float(extra.get("timeout", 0.0)),
-        "reward_fn": "",
+        "reward_fn": name,
     }
-    return out
 
 
 def compute_score(data_source, solution_str, ground_truth, extra_info=None, **reward_kwargs) -> dict:
@@ -78,18 +77,20 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, **re
     name, fn = route(settings, data_source)
     mode = normalize_mode(extra_info.get(settings.mode_key) if isinstance(extra_info, Mapping) else None)
     if name not in BUILTINS:
-        result = _user_result(
+        return _user_result(
             fn(data_source=data_source, solution_str=solution_str, ground_truth=ground_truth, extra_info=extra_info),
             mode,
+            name,
         )
-        result["reward_fn"] = name
-        return result
     try:
         response = solution_str if isinstance(solution_str, str) else str(solution_str)
         if len(response) > settings.max_response_chars:
             response = response[-settings.max_response_chars :]
         _watch_think_tags(response, mode, settings)
         answer = answer_part(response, mode, settings.think_tags)
+        if answer is not None and len(answer) > settings.max_answer_chars:
+            # Every reward prefers the rightmost answer: keep the tail (bounds regex time on hostile text).
+            answer = answer[-settings.max_answer_chars :]
         format_ok = format_score(response, mode, settings.think_tags)
         if fn is None:  # the "format" reward
             outcome = Outcome(acc=format_ok, has_answer=answer is not None)

@@ -36,8 +36,7 @@ def _letter(text: str, letters: str) -> str | None:
 def score_choice(answer: str | None, ground_truth, settings) -> Outcome:
     if answer is None:
         return Outcome()
-    answer = answer[-settings.max_answer_chars :]
-    letters = settings.choice_letters
+    letters = settings.choice_letters.upper()  # answers and golds are compared upper-case
     golds = gold_list(ground_truth)
     gold_letters = {_letter(str(g), letters) for g in golds} - {None}
     pred = None

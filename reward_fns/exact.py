@@ -31,7 +31,6 @@ def normalize(text: str) -> str:
 def score_exact(answer: str | None, ground_truth, settings) -> Outcome:
     if answer is None:
         return Outcome()
-    answer = answer[-settings.max_answer_chars :]
     boxed = last_boxed(answer)
     pred = normalize(boxed if boxed is not None else answer)
     if not pred:

@@ -113,7 +113,7 @@ def first_match(text: str, configs: Sequence[ExtractionTarget]):
     return None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)  # entries hold up to 2 x max_answer_chars: bounded to ~64 MB
 def _normalized(value: str, config: LatexExtractionConfig, boxed_last: bool) -> str:
     """math-verify's normalisation of one LaTeX group (pure string code; a group's answers repeat)."""
     norm_config = config.normalization_config

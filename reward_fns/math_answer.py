@@ -110,7 +110,13 @@ def integers_differ(gold: Candidate, pred: Candidate) -> bool:
 
 
 def fast_equal(gold: Candidate, pred: Candidate) -> str | None:
-    """'string' / 'numeric' when equality is certain without sympy, else None."""
+    """'string' / 'numeric' when equality is certain without sympy, else None.
+
+    Only single expressions: for a list ("$1$ and $2$") math-verify's fallback string is the joined
+    text only if every item parses, so equal joined texts do not imply its string comparison.
+    """
+    if not (gold.single and pred.single):
+        return None
     g, p = gold.text.strip(), pred.text.strip()
     if g and g == p:
         return "string"
@@ -141,9 +147,29 @@ def _check_one(gold: str, gold_cand: Candidate, answer: str, pred: Candidate, se
     if settings.fast_mismatch and integers_differ(gold_cand, pred):
         _count("fast_mismatch")
         return False, False
-    sig_key = _key(gold, "match", pred.signature)
+    result = _symbolic(gold, answer, settings, match_key=_key(gold, "match", pred.signature))
+    return (False, True) if result is None else result[:2]
+
+
+def _cached_verdict(*keys) -> tuple[bool, bool, str | None] | None:
+    for key in keys:
+        cached = _verdict_cache.get(key)
+        if cached is not None:
+            _count("cache_hits")
+            return cached
+    return None
+
+
+def _symbolic(gold: str, answer: str, settings, match_key: bytes | None = None) -> tuple[bool, bool, str | None] | None:
+    """math-verify's (equal, timed_out, extracted answer) from the verdict cache or one worker call.
+
+    None if no worker answered in time (counted, not cached). A verdict is cached under
+    ``match_key`` when the worker says the first match parsed (then it holds for any text with that
+    match), else under the answer text.
+    """
     text_key = _key(gold, "text", answer)
-    cached = _cached_verdict(sig_key, text_key)
+    keys = (text_key,) if match_key is None else (match_key, text_key)
+    cached = _cached_verdict(*keys)
     if cached is not None:
         return cached
     pool = get_pool(settings.workers, settings.worker_memory_mb)
@@ -151,30 +177,21 @@ def _check_one(gold: str, gold_cand: Candidate, answer: str, pred: Candidate, se
     with pool.slot_for(gold, settings.max_wait_s) as slot:
         if slot is None:
             _count("waited_out")
-            return False, True
+            return None
         # Answers of one group queue on the same slot: the one before us may have verified ours.
-        cached = _cached_verdict(sig_key, text_key)
+        cached = _cached_verdict(*keys)
         if cached is not None:
             return cached
         _count("symbolic")
         verdict = pool.call(slot, gold, answer, settings.timeout_s, settings.kill_grace_s, wait_deadline)
         if verdict.transient:
             _count("waited_out")
-            return False, True
+            return None
         if verdict.timeout:
             _count("timeouts")
-        result = (verdict.equal, verdict.timeout)
-        _verdict_cache.put(sig_key if verdict.first_ok else text_key, result)
+        result = (verdict.equal, verdict.timeout, verdict.pred)
+        _verdict_cache.put(match_key if match_key is not None and verdict.first_ok else text_key, result)
     return result
-
-
-def _cached_verdict(*keys) -> tuple[bool, bool] | None:
-    for key in keys:
-        cached = _verdict_cache.get(key)
-        if cached is not None:
-            _count("cache_hits")
-            return cached
-    return None
 
 
 # math-verify's display-math patterns ("\\[...\\]", "\\(...\\)") backtrack quadratically or worse
@@ -186,22 +203,12 @@ def _scan_in_worker(answer: str, golds: list[str], settings) -> Outcome:
     """No in-process regex work: math-verify extracts and verifies in the worker (cached by text)."""
     _count("scanned_in_worker")
     outcome = Outcome()
-    pool = get_pool(settings.workers, settings.worker_memory_mb)
     for gold in golds:
-        key = _key(gold, "scan", answer)
-        cached = _cached_verdict(key)
-        if cached is None:
-            _count("symbolic")
-            verdict = pool.check(gold, answer, settings.timeout_s, settings.kill_grace_s, settings.max_wait_s)
-            if verdict.transient:
-                _count("waited_out")
-                outcome.timeout = True
-                continue
-            if verdict.timeout:
-                _count("timeouts")
-            cached = (verdict.equal, verdict.timeout, verdict.pred)
-            _verdict_cache.put(key, cached)
-        equal, timed_out, shown = cached
+        result = _symbolic(gold, answer, settings)
+        if result is None:
+            outcome.timeout = True
+            continue
+        equal, timed_out, shown = result
         outcome.timeout = outcome.timeout or timed_out
         if shown is not None:
             outcome.has_answer, outcome.pred = True, shown
@@ -216,19 +223,15 @@ def score_math(answer: str | None, ground_truth, settings) -> Outcome:
     if answer is None:
         _count("no_answer")
         return Outcome()
-    if len(answer) > settings.max_answer_chars:
-        # math-verify prefers the rightmost answer: keep the tail (bounds regex time on hostile text).
-        answer = answer[-settings.max_answer_chars :]
+    golds = [gold_text(str(g)[: settings.max_answer_chars]) for g in gold_list(ground_truth)]
     if answer.count("\\[") + answer.count("\\(") > _MAX_OPENERS_IN_PROCESS:
-        golds = [gold_text(str(g)[: settings.max_answer_chars]) for g in gold_list(ground_truth)]
         return _scan_in_worker(answer, golds, settings)
     pred = first_candidate(answer, PRED_CONFIG)
     if pred is None:
         _count("no_answer")
         return Outcome()
     outcome = Outcome(pred=pred.text, has_answer=True)
-    for gold in gold_list(ground_truth):
-        gold = gold_text(str(gold)[: settings.max_answer_chars])
+    for gold in golds:
         gold_cand = _gold_candidate(gold)
         if gold_cand is None:
             continue

@@ -53,7 +53,7 @@ def last_number(text: str) -> tuple[float, str] | None:
 def score_numeric(answer: str | None, ground_truth, settings) -> Outcome:
     if answer is None:
         return Outcome()
-    found = last_number(answer[-settings.max_answer_chars :])
+    found = last_number(answer)
     if found is None:
         return Outcome()
     value, shown = found

@@ -23,7 +23,8 @@ from .settings import CONFIG_PREFIX, Settings
 
 logger = logging.getLogger(__name__)
 
-# name -> fn(answer_part | None, ground_truth, settings) -> Outcome; "format" is handled by the caller.
+# name -> fn(answer_part | None, ground_truth, settings) -> Outcome, the answer part already cut to
+# max_answer_chars by the caller; "format" is handled by the caller.
 BUILTINS: dict[str, Callable | None] = {
     "math": score_math,
     "choice": score_choice,
@@ -93,6 +94,12 @@ def _target(value: str, where: str) -> tuple[str, Callable | None]:
     )
 
 
+def _match(table: tuple[tuple[str, str], ...], source: str) -> tuple[str, str] | None:
+    """The first (pattern, reward) of ``table`` whose pattern matches ``source``, case-insensitively."""
+    lowered = source.lower()
+    return next((item for item in table if fnmatch.fnmatchcase(lowered, item[0].lower())), None)
+
+
 def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
     """(reward name, function); function None means the built-in ``format`` reward."""
     source = str(data_source)
@@ -101,15 +108,12 @@ def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
         hit = _resolved.get(key)
     if hit is not None:
         return hit
-    lowered = source.lower()
-    for table, prefix in ((settings.routes, f"{CONFIG_PREFIX}.routes"), (DEFAULT_ROUTES, "built-in route")):
-        for pattern, value in table:
-            if fnmatch.fnmatchcase(lowered, pattern.lower()):
-                result = _target(value, f"{prefix}.{pattern}" if table is settings.routes else prefix)
-                break
-        else:
-            continue
-        break
+    user = _match(settings.routes, source)
+    builtin = _match(DEFAULT_ROUTES, source) if user is None else None
+    if user is not None:
+        result = _target(user[1], f"{CONFIG_PREFIX}.routes.{user[0]}")
+    elif builtin is not None:
+        result = _target(builtin[1], "built-in route")
     else:
         result = _target(settings.default, f"{CONFIG_PREFIX}.default")
         if source not in _warned_sources:

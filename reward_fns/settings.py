@@ -47,8 +47,11 @@ class Settings:
                 bad(key, f"must be > 0, got {getattr(self, key)}")
         if self.workers < 1:
             bad("workers", f"must be >= 1, got {self.workers}")
-        if self.max_answer_chars < 16 or self.max_response_chars < self.max_answer_chars:
-            bad("max_answer_chars", "must be >= 16 and <= max_response_chars")
+        if self.max_answer_chars < 16:
+            bad("max_answer_chars", f"must be >= 16, got {self.max_answer_chars}")
+        if self.max_response_chars < self.max_answer_chars:
+            bad("max_response_chars",
+                f"must be >= max_answer_chars ({self.max_answer_chars}), got {self.max_response_chars}")
         if not self.choice_letters or not self.choice_letters.isalpha():
             bad("choice_letters", f"must be letters, got {self.choice_letters!r}")
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 logger = logging.getLogger(__name__)
 
 _WORKER_MODULE = __name__.rsplit(".", 1)[0] + ".symbolic_worker"
-_STARTUP_GRACE_S = 120.0  # importing sympy on a loaded node; counted in the caller's wait budget
+_STARTUP_GRACE_S = 120.0  # longest start-up (importing sympy on a loaded node); waited within the caller's budget
 
 
 @dataclass
@@ -55,6 +55,7 @@ class _Slot:
         self.memory_mb = memory_mb
         self.proc: subprocess.Popen | None = None
         self.ready = False
+        self.started_at = 0.0
         self._buffer = b""
 
     def _start(self) -> None:
@@ -72,6 +73,7 @@ class _Slot:
             start_new_session=True,  # a Ctrl-C to the trainer's process group does not hit it mid-answer
         )
         self.ready = False
+        self.started_at = time.monotonic()
         self._buffer = b""
 
     def kill(self) -> None:
@@ -93,10 +95,8 @@ class _Slot:
         """One line from the child, or None at the deadline or if the child died."""
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            readable, _, _ = select.select([fd], [], [], remaining)
+            # Past the deadline this still polls once, so a line already in the pipe is not thrown away.
+            readable, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0.0))
             if not readable:
                 return None
             chunk = os.read(fd, 65536)
@@ -111,9 +111,13 @@ class _Slot:
             self.kill()
             self._start()
         if not self.ready:
-            line = self._read_line(min(deadline, time.monotonic() + _STARTUP_GRACE_S))
+            line = self._read_line(min(deadline, self.started_at + _STARTUP_GRACE_S))
             if line is None:
                 code = self.proc.poll()
+                if code is None and time.monotonic() < self.started_at + _STARTUP_GRACE_S:
+                    # Still importing when this caller's wait ran out: keep it for the next caller
+                    # rather than kill it and make that one start from scratch.
+                    return False
                 if code is not None:
                     # An environment problem, not an answer: say so loudly (its traceback is on stderr).
                     logger.error(
@@ -180,13 +184,6 @@ class SymbolicPool:
             yield slot
         finally:
             slot.lock.release()
-
-    def check(self, gold: str, pred: str, timeout_s: float, hard_grace_s: float, max_wait_s: float) -> Verdict:
-        wait_deadline = time.monotonic() + max_wait_s
-        with self.slot_for(gold, max_wait_s) as slot:
-            if slot is None:
-                return Verdict(waited_out=True)
-            return self.call(slot, gold, pred, timeout_s, hard_grace_s, wait_deadline)
 
     def call(self, slot: _Slot, gold: str, pred: str, timeout_s: float, hard_grace_s: float,
              wait_deadline: float) -> Verdict:

@@ -194,9 +194,6 @@ class PlatformCPU(PlatformBase):
     def ray_resource_name(self) -> str:
         return "GPU"  # logical GPUs from ray_init.num_gpus; see the module docstring
 
-    def ray_resource_options(self, num_gpus: float) -> dict[str, Any]:
-        return {"num_gpus": num_gpus}
-
     def ray_noset_envvars(self) -> list[str]:
         return []
 

@@ -110,8 +110,8 @@ class HFCPUServer:
     @torch.no_grad()
     def _sample(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> tuple[list[int], list[float], str]:
         temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
-        top_k = int(sampling_params.get("top_k", -1) if sampling_params.get("top_k") is not None else -1)
-        top_p = float(sampling_params.get("top_p", 1.0) if sampling_params.get("top_p") is not None else 1.0)
+        top_k = int(-1 if sampling_params.get("top_k") is None else sampling_params["top_k"])
+        top_p = float(1.0 if sampling_params.get("top_p") is None else sampling_params["top_p"])
         greedy = temperature <= 0.0
         max_tokens = self._max_tokens(len(prompt_ids), sampling_params)
         ignore_eos = bool(sampling_params.get("ignore_eos", False))

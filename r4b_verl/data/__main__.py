@@ -37,14 +37,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = os.path.abspath(args.out)
     model_dir = os.path.join(out, "model")
-    build_model(model_dir, build_tokenizer(model_dir), seed=args.seed)
-    # Load both back the way verl does. With the model's config.json next to it, AutoTokenizer
-    # resolves the Qwen2 tokenizer class, which pre-tokenizes digits one by one, unlike the object
-    # build_tokenizer returns: annealing must see the token ids verl will feed the model.
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = build_model(model_dir, build_tokenizer(), seed=args.seed)  # saves model and tokenizer
+    # Load the tokenizer back the way verl does. With the model's config.json next to it,
+    # AutoTokenizer resolves the Qwen2 tokenizer class, which pre-tokenizes digits one by one,
+    # unlike the object build_tokenizer returns: annealing must see the token ids verl will feed
+    # the model.
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
     note = "random weights"
     if args.anneal_steps > 0:
         from r4b_verl.data.warmup import anneal

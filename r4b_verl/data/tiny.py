@@ -31,12 +31,14 @@ CHAT_TEMPLATE = (
 
 def _corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
     """Chat-shaped arithmetic text, enough for BPE merges on digits, tags and common words."""
+    from r4b_verl.data.toy_math import question
+
     rng = random.Random(seed)
     lines = []
     for _ in range(n_lines):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         lines.append(
-            f"<|im_start|>user\nWhat is {a} + {b}? Put the final answer in \\boxed{{}}.<|im_end|>\n"
+            f"<|im_start|>user\n{question(a, b)}<|im_end|>\n"
             f"<|im_start|>assistant\n{THINK_OPEN}\nLet me add {a} and {b} step by step.\n{THINK_CLOSE}\n\n"
             f"The answer is \\boxed{{{a + b}}}.<|im_end|>\n"
         )

@@ -25,23 +25,33 @@ DATA_SOURCE = "toy_math"  # + "_easy" / "_hard"
 LEVELS = {"easy": (0, 9), "hard": (100, 999)}
 
 
+def question(a: int, b: int) -> str:
+    """The question text (also the tiny tokenizer's corpus and the annealing prompts)."""
+    return f"What is {a} + {b}? Put the final answer in \\boxed{{}}."
+
+
+def draw_operands(rng: random.Random, index: int) -> tuple[str, int, int]:
+    """``(level, a, b)`` of question ``index``: even indices easy, odd ones hard."""
+    level = "easy" if index % 2 == 0 else "hard"
+    lo, hi = LEVELS[level]
+    return level, rng.randint(lo, hi), rng.randint(lo, hi)
+
+
 def make_rows(n: int, split: str, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` rows alternating easy and hard questions; same ``seed`` and ``split`` give the same rows."""
     rng = random.Random(f"{seed}-{split}")
     rows = []
     for index in range(n):
-        level = "easy" if index % 2 == 0 else "hard"
-        lo, hi = LEVELS[level]
-        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
-        question = f"What is {a} + {b}? Put the final answer in \\boxed{{}}."
+        level, a, b = draw_operands(rng, index)
+        question_text = question(a, b)
         answer = str(a + b)
         rows.append(
             {
                 "data_source": f"{DATA_SOURCE}_{level}",
-                "prompt": [{"role": "user", "content": question}],
+                "prompt": [{"role": "user", "content": question_text}],
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": answer},
-                "extra_info": {"split": split, "index": index, "level": level, "question": question, "answer": answer},
+                "extra_info": {"split": split, "index": index, "level": level, "question": question_text, "answer": answer},
             }
         )
     return rows

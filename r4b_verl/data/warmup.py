@@ -22,18 +22,13 @@ THINK_SHARE = {"easy": 0.3, "hard": 0.7}  # share of reasoning samples per level
 
 def annealing_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     """``n`` (prompt, completion) pairs: toy-math questions answered in one of the two modes."""
-    from r4b_verl.data.toy_math import LEVELS
+    from r4b_verl.data.toy_math import draw_operands, question
 
     rng = random.Random(seed)
     pairs = []
     for i in range(n):
-        level = "easy" if i % 2 == 0 else "hard"
-        lo, hi = LEVELS[level]
-        a, b = rng.randint(lo, hi), rng.randint(lo, hi)
-        prompt = (
-            f"<|im_start|>user\nWhat is {a} + {b}? Put the final answer in \\boxed{{}}.<|im_end|>\n"
-            "<|im_start|>assistant\n"
-        )
+        level, a, b = draw_operands(rng, i)
+        prompt = f"<|im_start|>user\n{question(a, b)}<|im_end|>\n<|im_start|>assistant\n"
         if rng.random() < THINK_SHARE[level]:
             thought = f"Let me add {a} and {b} step by step."
             completion = f"<think>\n{thought}\n</think>\n\nThe answer is \\boxed{{{a + b}}}.<|im_end|>"

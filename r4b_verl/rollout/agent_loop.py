@@ -38,17 +38,20 @@ logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
 AGENT_LOOP_NAME = "bpo_bimode"
 
 # Per-process cache of the checked prefixes: the worker instantiates one loop per trajectory.
-_PREFIX_CACHE: dict[tuple, PrefixTokens] = {}
+# Each entry keeps its tokenizer and processor alive, so their id()s in the key cannot be reused by
+# other objects (a stale hit would skip the checks for a different tokenizer or template).
+_PREFIX_CACHE: dict[tuple, tuple[Any, Any, PrefixTokens]] = {}
 
 
 def checked_prefix_tokens(options: BPORolloutOptions, tokenizer, processor, chat_template_kwargs) -> PrefixTokens:
     """Run the start-up prefix checks once per (options, tokenizer) in this process."""
     key = (options, id(tokenizer), id(processor), repr(sorted((chat_template_kwargs or {}).items())))
     if key not in _PREFIX_CACHE:
-        _PREFIX_CACHE[key] = check_prefixes(
+        tokens = check_prefixes(
             options.preset(), tokenizer, processor, chat_template_kwargs, train_mode_token=options.train_mode_token
         )
-    return _PREFIX_CACHE[key]
+        _PREFIX_CACHE[key] = (tokenizer, processor, tokens)
+    return _PREFIX_CACHE[key][2]
 
 
 def fit_prompt(base_ids: list[int], budget: int, truncation: str, multimodal: bool) -> list[int]:
@@ -232,7 +235,7 @@ class BPOBiModeAgentLoop(AgentLoopBase):
         """With ``bpo.train_mode_token``, the forced prefix from its decision token on; else nothing."""
         if not self.options.train_mode_token or mode == "auto":
             return []
-        return self.prefixes.ids[mode][self.prefixes.decision_index :]
+        return self.prefixes.decision_tail(mode)
 
     def chosen_mode(self, mode: str, response_ids: list[int], moved: list[int]) -> str:
         """The mode the response actually took, read from its think block (tags kept: no skip_special_tokens)."""

@@ -15,8 +15,9 @@ two wrappers on verl's V1 ``PPOTrainer`` that feed them and put the result in th
 that goes to ``Tracking.log``:
 
 * ``_compute_metrics`` (training; runs before the step's TransferQueue rows are cleared): reads
-  ``uid``, ``extra_fields`` (``bpo_mode``, ``reward_extra_info``), ``rm_scores`` and ``responses``
-  of the step's rows from TransferQueue;
+  ``uid``, ``extra_fields`` (``bpo_mode``, ``reward_extra_info``) and ``rm_scores`` of the step's
+  rows from TransferQueue (``rm_scores`` has one entry per response token, so it gives the lengths
+  too, without fetching the response token ids again);
 * ``_val_metrics_update`` (validation): uses the ``reward_extra_infos_dict`` verl gathered, in which
   the worker hook put ``bpo_think`` and ``bpo_response_length``.
 
@@ -132,7 +133,7 @@ def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
     data = tq.kv_batch_get(
         keys=keys,
         partition_id=batch.partition_id,
-        select_fields=["uid", "extra_fields", "rm_scores", "responses"],
+        select_fields=["uid", "extra_fields", "rm_scores"],
     )
     extra = data.pop("extra_fields").tolist()  # as verl's own _compute_metrics reads non-tensor fields
     if not any(isinstance(e, dict) and "bpo_mode" in e for e in extra):
@@ -143,7 +144,7 @@ def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
         uids=data.pop("uid").tolist(),
         modes=[e.get("bpo_mode") if isinstance(e, dict) else None for e in extra],
         rewards=_row_sums(data["rm_scores"]),
-        lengths=_row_lengths(data["responses"]),
+        lengths=_row_lengths(data["rm_scores"]),  # one score per response token (verl's agent-loop postprocess)
         acc=acc,
     )
 

@@ -105,6 +105,10 @@ class PrefixTokens:
     def max_len(self) -> int:
         return max(len(v) for v in self.ids.values())
 
+    def decision_tail(self, mode: str) -> list[int]:
+        """The mode's prefix ids from the decision token on: what ``bpo.train_mode_token`` moves to the response."""
+        return self.ids[mode][self.decision_index :]
+
 
 def encode(tokenizer: Any, text: str) -> list[int]:
     """Prefix text -> ids, tokenized on its own (no BOS/EOS): what gets appended to the prompt ids."""

@@ -30,8 +30,6 @@ from typing import Any
 
 logger = logging.getLogger("r4b_verl")
 
-BPO_EXTRA_INFO_KEYS = ("bpo_think", "bpo_response_length")
-
 
 @dataclass(frozen=True)
 class RolloutContext:
@@ -68,7 +66,7 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
         )
     rollout = config.actor_rollout_ref.rollout
     options.check_split(rollout.n)
-    check_truncation(config.data)
+    truncation = check_truncation(config.data)
     tokens = checked_prefix_tokens(options, tokenizer, processor, config.data.get("apply_chat_template_kwargs", {}))
     if rollout.prompt_length <= tokens.max_len:
         raise BPOConfigError(
@@ -77,7 +75,6 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
         )
     max_prompt = config.data.get("max_prompt_length", None)
     if max_prompt is not None and max_prompt + tokens.max_len > rollout.prompt_length:
-        truncation = config.data.get("truncation", "error")
         logger.warning(
             "bpo: data.max_prompt_length=%s plus the %d-token mode prefix exceeds actor_rollout_ref.rollout."
             "prompt_length=%s: prompts near the limit will be %s (data.truncation=%s). "
@@ -86,18 +83,18 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
             "refused" if truncation == "error" else "truncated", truncation, max_prompt + tokens.max_len,
         )
     if options.train_mode_token:
-        moved = max(len(tokens.ids[m]) - tokens.decision_index for m in ("think", "no_think"))
+        moved = max(len(tokens.decision_tail(m)) for m in ("think", "no_think"))
         if rollout.response_length <= moved:
             raise BPOConfigError(
                 f"actor_rollout_ref.rollout.response_length={rollout.response_length} leaves no room to generate "
                 f"after the {moved} forced prefix tokens bpo.train_mode_token=true moves into the response"
             )
-        corr = config.algorithm.get("rollout_correction", None) or {}
         if not rollout.get("calculate_log_probs", False):
             raise BPOConfigError(
                 "bpo.train_mode_token=true needs actor_rollout_ref.rollout.calculate_log_probs=true: the forced "
                 "token's correction is carried by its rollout log-prob"
             )
+        corr = config.algorithm.get("rollout_correction", None) or {}
         if not (corr.get("bypass_mode", False) or corr.get("rollout_is", None)):
             logger.warning(
                 "bpo.train_mode_token=true without algorithm.rollout_correction.bypass_mode=true or "

@@ -136,7 +136,7 @@ def test_every_patch_says_why():
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny_cpu")
-    build_model(path, build_tokenizer(path))
+    build_model(path, build_tokenizer())  # saves both
     config = SimpleNamespace(max_model_len=None, prompt_length=16, response_length=12, seed=0)
     return HFCPUServer(config, {"path": str(path), "trust_remote_code": False})
 

@@ -129,6 +129,25 @@ def test_identical_answers_in_a_group_are_verified_once():
     assert math_answer._gold_cache.misses == 1  # the gold was read once for the group
 
 
+def test_identical_answers_scanned_in_the_worker_are_verified_once():
+    # More than 32 display-math openers: scanned in the worker, not in-process; the group still costs one call.
+    answer = "thinking </think> " + "\\( x " * 40 + "so \\boxed{\\sqrt{12}}"
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: compute_score("math", answer, "2\\sqrt{3}", {"bpo_mode": "think"}),
+                                range(16)))
+    assert all(r["acc"] == 1.0 for r in results), results[0]
+    assert STATS["scanned_in_worker"] == 16 and STATS["symbolic"] == 1 and STATS["cache_hits"] == 15
+
+
+def test_fast_equal_leaves_lists_to_math_verify():
+    # "$a$ and $b$": math-verify's fallback is the joined text only if every item parses, so equal
+    # joined texts are not its string comparison; only single expressions are decided in-process.
+    gold = first_candidate("$1$ and $2$", PRED_CONFIG)
+    pred = first_candidate("so $1$ and $2$", PRED_CONFIG)
+    assert not gold.single and gold.text == pred.text
+    assert fast_equal(gold, pred) is None
+
+
 def test_fast_path_skips_the_worker_for_canonical_answers():
     group = ["r </think> \\boxed{42}", "r </think> The answer is $\\boxed{42.0}$", "r </think> \\boxed{41}"]
     results = [compute_score("math", r, "42", {"bpo_mode": "think"}) for r in group]

@@ -27,6 +27,11 @@ def test_choice(response, gold, acc):
     assert result["acc"] == acc and result["has_answer"] == 1.0, result
 
 
+def test_choice_letters_are_case_insensitive():
+    result = run("choice", "The answer is \\boxed{b}.", "B", choice_letters="abcd")
+    assert result["acc"] == 1.0 and result["pred"] == "B", result
+
+
 def test_choice_without_a_letter_has_no_answer():
     result = run("choice", "none of these look right", "B", choice_letters="ABCD")
     assert result["has_answer"] == 0.0 and result["score"] == 0.0

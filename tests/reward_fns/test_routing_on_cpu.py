@@ -125,11 +125,14 @@ def test_swap_to_user_functions_by_file_path_and_pkg(tmp_path, monkeypatch):
         (f"+{PREFIX}.timeout=3", f"{PREFIX}.timeout: unknown option"),
         (f"+{PREFIX}.routes.src=mth", f"{PREFIX}.routes.src: unknown reward 'mth'"),
         ("FORMAT_WEIGHT", f"{PREFIX}.format_weight: must be in [0, 1]"),
+        ("MAX_RESPONSE_CHARS", f"{PREFIX}.max_response_chars: must be >= max_answer_chars"),
     ],
 )
 def test_config_errors_name_the_key(override, message):
     if override == "FORMAT_WEIGHT":
         override = key_override("format_weight", "2.0")
+    if override == "MAX_RESPONSE_CHARS":
+        override = key_override("max_response_chars", "1000")
     fn = reward_fn(override)
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call(fn, "src", "\\boxed{1}", "1")

@@ -90,3 +90,17 @@ def test_busy_worker_bounds_the_wait():
         result = compute_score("math", "\\boxed{\\sqrt{7}}", "\\sqrt{3}", {}, timeout_s=0.5, max_wait_s=0.3)
         assert time.monotonic() - start < 2.0
     assert result["timeout"] == 1.0 and STATS["waited_out"] == 1
+
+
+def test_a_starting_worker_outlives_a_caller_whose_wait_ran_out():
+    from r4b_verl.reward_fns.symbolic_pool import _Slot
+
+    slot = _Slot(4096)
+    try:
+        assert slot._ensure_ready(time.monotonic()) is False  # no budget left: not ready yet
+        starting = slot.proc
+        assert starting is not None and starting.poll() is None  # ... but kept importing, not killed
+        assert slot._ensure_ready(time.monotonic() + 60) is True  # the next caller gets that same worker
+        assert slot.proc is starting
+    finally:
+        slot.kill()

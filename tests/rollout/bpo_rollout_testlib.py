@@ -123,6 +123,13 @@ def run_prompt(worker, fake_tq, prompt=PROMPT, validate=False, uid="u0", data_so
     return [fake_tq.rows[f"{uid}_{i}_0"] for i in range(n)]
 
 
+def run_session(worker, prompt=PROMPT, **row):
+    """One training session through the worker's (hooked) ``_run_agent_loop``; pass ``session_id`` in ``row``."""
+    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
+    return asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode",
+                                              raw_prompt=prompt, uid="u", global_steps=1, index=0, **row))
+
+
 # Chat templates of other model families, rendered by the same tiny tokenizer.
 QWEN3_TEMPLATE = (  # Qwen3 hybrid: enable_thinking=false writes an empty think block into the generation prompt
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -142,8 +149,6 @@ def with_template(config, template):
     with open_dict(config):
         config.actor_rollout_ref.model.custom_chat_template = template
     return config
-
-
 
 
 # ----------------------------------------------------------------------------- multimodal (Qwen2-VL shaped)

@@ -82,9 +82,11 @@ def helpers():
     return SimpleNamespace(run_prompt=run_prompt, pair=pair, FakeServer=FakeServer, HFServer=HFServer, PROMPT=PROMPT)
 
 
-@pytest.fixture(scope="session")
-def no_think_model_dir(tmp_path_factory, model_dir):
-    """Same model, a tokenizer WITHOUT <think>/</think> tokens (a model family without think tags)."""
+THINK_TAGS = ("<think>", "</think>")
+
+
+def _tokenizer_variant(tmp_path_factory, model_dir, name, edit_added_tokens, additional_special_tokens):
+    """The tiny tokenizer with its added tokens edited (list -> list), saved with the tiny model's config."""
     import json
     import shutil
 
@@ -93,38 +95,32 @@ def no_think_model_dir(tmp_path_factory, model_dir):
 
     tok = build_tokenizer()
     data = json.loads(tok.backend_tokenizer.to_str())
-    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] not in ("<think>", "</think>")]
-    plain = PreTrainedTokenizerFast(
+    data["added_tokens"] = edit_added_tokens(data["added_tokens"])
+    variant = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(json.dumps(data)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>"],
+        additional_special_tokens=additional_special_tokens,
     )
-    plain.chat_template = tok.chat_template
-    path = tmp_path_factory.mktemp("nothink")
-    plain.save_pretrained(path)
+    variant.chat_template = tok.chat_template
+    path = tmp_path_factory.mktemp(name)
+    variant.save_pretrained(path)
     shutil.copy(f"{model_dir}/config.json", path / "config.json")
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def no_think_model_dir(tmp_path_factory, model_dir):
+    """Same model, a tokenizer WITHOUT <think>/</think> tokens (a model family without think tags)."""
+    return _tokenizer_variant(
+        tmp_path_factory, model_dir, "nothink",
+        lambda tokens: [t for t in tokens if t["content"] not in THINK_TAGS], ["<|im_start|>"],
+    )
 
 
 @pytest.fixture(scope="session")
 def special_think_model_dir(tmp_path_factory, model_dir):
     """Same model, a tokenizer whose <think>/</think> are SPECIAL tokens (skip_special_tokens drops them)."""
-    import json
-    import shutil
-
-    from tokenizers import Tokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    tok = build_tokenizer()
-    data = json.loads(tok.backend_tokenizer.to_str())
-    for token in data["added_tokens"]:
-        if token["content"] in ("<think>", "</think>"):
-            token["special"] = True
-    special = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer.from_str(json.dumps(data)), eos_token="<|im_end|>", pad_token="<|endoftext|>",
-        additional_special_tokens=["<|im_start|>", "<think>", "</think>"],
+    return _tokenizer_variant(
+        tmp_path_factory, model_dir, "specialthink",
+        lambda tokens: [{**t, "special": True} if t["content"] in THINK_TAGS else t for t in tokens],
+        ["<|im_start|>", *THINK_TAGS],
     )
-    special.chat_template = tok.chat_template
-    path = tmp_path_factory.mktemp("specialthink")
-    special.save_pretrained(path)
-    shutil.copy(f"{model_dir}/config.json", path / "config.json")
-    return str(path)

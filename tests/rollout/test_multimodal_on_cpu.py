@@ -8,11 +8,10 @@ from PIL import Image
 import bpo_rollout_testlib as lib
 
 
-def test_image_prompt_bimode(compose, make_worker, fake_tq, helpers):
-    config = compose(
-        f"+data.custom_cls.path={os.path.abspath(lib.__file__)}", "+data.custom_cls.name=PILImageDataset",
-        "actor_rollout_ref.rollout.prompt_length=48",
-    )
+def vl_worker(compose, make_worker, *overrides):
+    """A worker with the tiny Qwen2-VL processor and the PIL dataset class (see bpo_rollout_testlib)."""
+    config = compose(f"+data.custom_cls.path={os.path.abspath(lib.__file__)}", "+data.custom_cls.name=PILImageDataset",
+                     *overrides)
     worker = make_worker(config)
     # Hand the worker the processor as HFModelConfig would for a Qwen2-VL checkpoint (AutoProcessor needs
     # torchvision here, see build_vl_processor); hf_model_type picks verl's Qwen-VL token builder.
@@ -20,6 +19,11 @@ def test_image_prompt_bimode(compose, make_worker, fake_tq, helpers):
     worker.processor = worker.model_config.processor = processor
     worker.tokenizer = processor.tokenizer
     worker.hf_model_type = "qwen2_vl"
+    return worker, processor
+
+
+def test_image_prompt_bimode(compose, make_worker, fake_tq, helpers):
+    worker, processor = vl_worker(compose, make_worker, "actor_rollout_ref.rollout.prompt_length=48")
 
     image = Image.new("RGB", (60, 60), "red")
     content = [{"type": "image", "image": image}, {"type": "text", "text": "What is 1 + 2?"}]
@@ -45,20 +49,10 @@ def test_image_prompt_bimode(compose, make_worker, fake_tq, helpers):
 
 
 def test_image_prompt_too_long_is_refused_not_cut(compose, make_worker, fake_tq):
-    import asyncio
-
     import pytest
 
-    config = compose(f"+data.custom_cls.path={os.path.abspath(lib.__file__)}", "+data.custom_cls.name=PILImageDataset",
-                     "data.truncation=left", "actor_rollout_ref.rollout.prompt_length=16")
-    worker = make_worker(config)
-    processor = lib.build_vl_processor()
-    worker.processor = worker.model_config.processor = processor
-    worker.tokenizer = processor.tokenizer
-    worker.hf_model_type = "qwen2_vl"
+    worker, _ = vl_worker(compose, make_worker, "data.truncation=left", "actor_rollout_ref.rollout.prompt_length=16")
     prompt = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (60, 60))},
                                            {"type": "text", "text": "What is 1 + 2?"}]}]
-    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
     with pytest.raises(ValueError, match="multimodal prompts cannot be truncated"):
-        asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode", session_id=0,
-                                           raw_prompt=prompt, uid="u", global_steps=1, index=0))
+        lib.run_session(worker, prompt=prompt, session_id=0)

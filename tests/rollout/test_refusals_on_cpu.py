@@ -1,7 +1,7 @@
 """Every start-up refusal: raised when verl's agent-loop worker starts, naming the key to change."""
 
 import pytest
-from bpo_rollout_testlib import QWEN3_TEMPLATE, R1_TEMPLATE, with_template
+from bpo_rollout_testlib import QWEN3_TEMPLATE, R1_TEMPLATE, run_session, with_template
 
 from r4b_verl.rollout.options import BPOConfigError
 from r4b_verl.rollout.prefixes import PrefixConfigError
@@ -74,23 +74,13 @@ def test_other_agent_loops_are_left_alone(compose, make_worker):
                         "actor_rollout_ref.rollout.n=1"))
 
 
-def _run_session(worker, **row):
-    import asyncio
-
-    from bpo_rollout_testlib import PROMPT
-
-    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
-    return asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode",
-                                              raw_prompt=PROMPT, uid="u", global_steps=1, index=0, **row))
-
-
 def test_a_training_row_without_session_id_is_refused(compose, make_worker):
     # the legacy trainer's rows: no session_id, so no way to tell the mode; never silently pick one
     worker = make_worker(compose())
     with pytest.raises(BPOConfigError, match=r"no session_id.*trainer\.use_v1=true"):
-        _run_session(worker)
+        run_session(worker)
     with pytest.raises(BPOConfigError, match=r"__rollout_n__ overrides are not supported"):
-        _run_session(worker, session_id=4)  # n=4: sessions 0..3 only
+        run_session(worker, session_id=4)  # n=4: sessions 0..3 only
     assert worker.test_server.calls == []
 
 
@@ -109,3 +99,10 @@ def test_the_loop_refuses_to_run_without_the_worker_hook(compose, make_worker):
     )
     with pytest.raises(RuntimeError, match="outside r4b-verl's agent-loop worker hook"):
         asyncio.run(loop.run({"logprobs": True}, raw_prompt=[{"role": "user", "content": "hi"}], session_id=0))
+
+
+def test_prompt_budget_warning_names_the_effective_truncation(compose, make_worker, caplog):
+    # data.truncation=null means verl's default "error": the warning must say prompts are refused, not cut
+    with caplog.at_level("WARNING", logger="r4b_verl"):
+        make_worker(compose("data.truncation=null"))  # max_prompt_length == prompt_length: no room for the prefix
+    assert "will be refused (data.truncation=error)" in caplog.text

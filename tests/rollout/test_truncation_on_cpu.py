@@ -1,9 +1,8 @@
 """Prompt budget: the base prompt is cut per data.truncation (verl's semantics) so the prefix always fits."""
 
-import asyncio
-
 import pytest
 import torch
+from bpo_rollout_testlib import run_session
 
 from r4b_verl.rollout.agent_loop import fit_prompt
 
@@ -38,10 +37,8 @@ def test_long_prompt_truncated_prefix_kept(compose, make_worker, fake_tq, helper
 
 def test_error_truncation_refuses_a_prompt_that_does_not_fit(compose, make_worker, fake_tq):
     worker = make_worker(compose("data.truncation=error", "actor_rollout_ref.rollout.prompt_length=40"))
-    trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
     with pytest.raises(ValueError, match=r"data\.truncation='error'.*actor_rollout_ref\.rollout\.prompt_length"):
-        asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode", session_id=0,
-                                           raw_prompt=LONG, uid="u", global_steps=1, index=0))
+        run_session(worker, prompt=LONG, session_id=0)
     assert worker.test_server.calls == []  # refused before generating
 
 
