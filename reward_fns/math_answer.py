@@ -75,17 +75,25 @@ def _significant_digits(numeral: str) -> int:
     return len(digits)
 
 
+def _plain_numerals(gold: Candidate, pred: Candidate, numeral: re.Pattern) -> tuple[str, str] | None:
+    """Both texts as numerals matching ``numeral`` (no percent, no list, <= 15 significant digits), else None."""
+    if gold.percent or pred.percent or not (gold.single and pred.single):
+        return None
+    a, b = gold.text.strip(), pred.text.strip()
+    if not (numeral.match(a) and numeral.match(b)):
+        return None
+    if max(_significant_digits(a), _significant_digits(b)) > _MAX_EXACT_DIGITS:
+        return None
+    return a, b
+
+
 def numerals_equal(gold: Candidate, pred: Candidate) -> bool:
     """Both plain decimal numerals (no percent, no list) with exactly the same value."""
-    if gold.percent or pred.percent or not (gold.single and pred.single):
-        return False
-    a, b = gold.text.strip(), pred.text.strip()
-    if not (_DECIMAL.match(a) and _DECIMAL.match(b)):
-        return False
-    if max(_significant_digits(a), _significant_digits(b)) > _MAX_EXACT_DIGITS:
+    pair = _plain_numerals(gold, pred, _DECIMAL)
+    if pair is None:
         return False
     try:
-        return Decimal(a) == Decimal(b)
+        return Decimal(pair[0]) == Decimal(pair[1])
     except InvalidOperation:
         return False
 
@@ -99,14 +107,8 @@ def integers_differ(gold: Candidate, pred: Candidate) -> bool:
     math-verify then compares Integer with Integer (sympy: simplify(a - b) != 0) and two different
     strings: its verdict is "not equal" for certain, so the symbolic call can be skipped.
     """
-    if gold.percent or pred.percent or not (gold.single and pred.single):
-        return False
-    a, b = gold.text.strip(), pred.text.strip()
-    if not (_INTEGER.match(a) and _INTEGER.match(b)):
-        return False
-    if max(_significant_digits(a), _significant_digits(b)) > _MAX_EXACT_DIGITS:
-        return False
-    return int(a) != int(b)
+    pair = _plain_numerals(gold, pred, _INTEGER)
+    return pair is not None and int(pair[0]) != int(pair[1])
 
 
 def fast_equal(gold: Candidate, pred: Candidate) -> str | None:

@@ -44,6 +44,16 @@ def _acc(acc: Sequence[Any] | None, rewards: np.ndarray) -> np.ndarray:
     return np.asarray([float(a) for a in acc], dtype=float)
 
 
+def _mode_means(prefix: str, sel: np.ndarray, rewards, accs, lengths) -> dict[str, float]:
+    """``<prefix>/count`` and, when the selection is non-empty, its reward, accuracy and length means."""
+    out = {f"{prefix}/count": float(sel.sum())}
+    if sel.any():
+        out[f"{prefix}/reward/mean"] = float(rewards[sel].mean())
+        out[f"{prefix}/acc/mean"] = float(accs[sel].mean())
+        out[f"{prefix}/response_length/mean"] = float(lengths[sel].mean())
+    return out
+
+
 def compute_bpo_metrics(
     uids: Sequence[Any],
     modes: Sequence[str],
@@ -63,12 +73,7 @@ def compute_bpo_metrics(
 
     metrics: dict[str, float] = {}
     for mode in FORCED_MODES:
-        sel = modes == mode
-        metrics[f"bpo/{mode}/count"] = float(sel.sum())
-        if sel.any():
-            metrics[f"bpo/{mode}/reward/mean"] = float(rewards[sel].mean())
-            metrics[f"bpo/{mode}/acc/mean"] = float(accs[sel].mean())
-            metrics[f"bpo/{mode}/response_length/mean"] = float(lengths[sel].mean())
+        metrics.update(_mode_means(f"bpo/{mode}", modes == mode, rewards, accs, lengths))
 
     per_group: dict[Any, dict[str, list[float]]] = defaultdict(lambda: {"think": [], "no_think": []})
     for uid, mode, reward in zip(uids, modes, rewards):
@@ -103,11 +108,7 @@ def compute_bpo_val_metrics(
     for source in sorted(set(sources)):
         metrics[f"bpo/val/{source}/think_rate"] = float(think[sources == source].mean())
     for chosen, sel in (("think", think > 0.5), ("no_think", think <= 0.5)):
-        metrics[f"bpo/val/{chosen}/count"] = float(sel.sum())
-        if sel.any():
-            metrics[f"bpo/val/{chosen}/acc/mean"] = float(accs[sel].mean())
-            metrics[f"bpo/val/{chosen}/reward/mean"] = float(rewards[sel].mean())
-            metrics[f"bpo/val/{chosen}/response_length/mean"] = float(lengths[sel].mean())
+        metrics.update(_mode_means(f"bpo/val/{chosen}", sel, rewards, accs, lengths))
     return metrics
 
 
