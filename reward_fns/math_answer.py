@@ -15,6 +15,9 @@ How it is reached, cheapest first:
    Identical answers in a group are verified once, whatever text surrounds them.
 4. The symbolic worker (symbolic_pool.py): math-verify's parse/verify under a deadline; the gold is
    parsed once per worker and cached there.
+
+Steps 1-3 never block: ``score_math`` returns the verdict, or a ``SymbolicCheck`` (step 4) for the
+caller to run: inline in ``compute_score``, in the event loop's executor in ``compute_score_async``.
 """
 
 from __future__ import annotations
@@ -140,17 +143,16 @@ def _gold_candidate(gold: str) -> Candidate | None:
     return candidate
 
 
-def _check_one(gold: str, gold_cand: Candidate, answer: str, pred: Candidate, settings) -> tuple[bool, bool]:
-    """(equal, timed_out) for one gold."""
+def _fast_verdict(gold_cand: Candidate, pred: Candidate, settings) -> bool | None:
+    """math-verify's verdict when it is certain without sympy (counted), else None."""
     how = fast_equal(gold_cand, pred)
     if how is not None:
         _count("fast_" + how)
-        return True, False
+        return True
     if settings.fast_mismatch and integers_differ(gold_cand, pred):
         _count("fast_mismatch")
-        return False, False
-    result = _symbolic(gold, answer, settings, match_key=_key(gold, "match", pred.signature))
-    return (False, True) if result is None else result[:2]
+        return False
+    return None
 
 
 def _cached_verdict(*keys) -> tuple[bool, bool, str | None] | None:
@@ -201,48 +203,72 @@ def _symbolic(gold: str, answer: str, settings, match_key: bytes | None = None) 
 _MAX_OPENERS_IN_PROCESS = 32
 
 
-def _scan_in_worker(answer: str, golds: list[str], settings) -> Outcome:
-    """No in-process regex work: math-verify extracts and verifies in the worker (cached by text)."""
-    _count("scanned_in_worker")
-    outcome = Outcome()
-    for gold in golds:
-        result = _symbolic(gold, answer, settings)
-        if result is None:
-            outcome.timeout = True
-            continue
-        equal, timed_out, shown = result
-        outcome.timeout = outcome.timeout or timed_out
-        if shown is not None:
-            outcome.has_answer, outcome.pred = True, shown
-        if equal:
-            outcome.acc = 1.0
-            break
-    return outcome
+class SymbolicCheck:
+    """What is left of a math verdict once the in-process steps are done: worker calls.
+
+    Calling it blocks (up to the worker deadlines, ``settings.max_wait_s`` at most per gold), so
+    ``compute_score_async`` runs it in the event loop's executor; ``compute_score`` calls it inline.
+    ``golds`` are ``(gold, match_key)`` pairs in ground-truth order; ``match_key`` None means
+    "math-verify extracts in the worker too" (the text was not scanned in process).
+    """
+
+    def __init__(self, outcome: Outcome, answer: str, golds: list[tuple[str, bytes | None]], settings):
+        self.outcome, self.answer, self.golds, self.settings = outcome, answer, golds, settings
+
+    def __call__(self) -> Outcome:
+        outcome = self.outcome
+        for gold, match_key in self.golds:
+            result = _symbolic(gold, self.answer, self.settings, match_key)
+            if result is None:
+                outcome.timeout = True
+                continue
+            equal, timed_out, shown = result
+            outcome.timeout = outcome.timeout or timed_out
+            if match_key is None and shown is not None:
+                outcome.has_answer, outcome.pred = True, shown
+            if equal:
+                outcome.acc = 1.0
+                break
+        return outcome
 
 
-def score_math(answer: str | None, ground_truth, settings) -> Outcome:
+def score_math(answer: str | None, ground_truth, settings) -> Outcome | SymbolicCheck:
+    """The verdict if the in-process steps (1-3 above) decide it, else the ``SymbolicCheck`` to run.
+
+    A list ground truth accepts any of its items: one decided "equal" ends the check, and only the
+    items nothing in-process could decide go to the worker.
+    """
     _count("responses")
     if answer is None:
         _count("no_answer")
         return Outcome()
     golds = [gold_text(str(g)[: settings.max_answer_chars]) for g in gold_list(ground_truth)]
     if answer.count("\\[") + answer.count("\\(") > _MAX_OPENERS_IN_PROCESS:
-        return _scan_in_worker(answer, golds, settings)
+        _count("scanned_in_worker")
+        return SymbolicCheck(Outcome(), answer, [(gold, None) for gold in golds], settings)
     pred = first_candidate(answer, PRED_CONFIG)
     if pred is None:
         _count("no_answer")
         return Outcome()
     outcome = Outcome(pred=pred.text, has_answer=True)
+    undecided = []
     for gold in golds:
         gold_cand = _gold_candidate(gold)
         if gold_cand is None:
             continue
-        equal, timed_out = _check_one(gold, gold_cand, answer, pred, settings)
-        outcome.timeout = outcome.timeout or timed_out
+        equal = _fast_verdict(gold_cand, pred, settings)
+        if equal is None:
+            match_key = _key(gold, "match", pred.signature)
+            cached = _cached_verdict(match_key, _key(gold, "text", answer))
+            if cached is None:
+                undecided.append((gold, match_key))
+                continue
+            equal = cached[0]
+            outcome.timeout = outcome.timeout or cached[1]
         if equal:
             outcome.acc = 1.0
-            break
-    return outcome
+            return outcome
+    return SymbolicCheck(outcome, answer, undecided, settings) if undecided else outcome
 
 
 def reset_caches() -> None:

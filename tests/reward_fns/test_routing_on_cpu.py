@@ -7,6 +7,7 @@ verl's reward manager (``load_reward_manager`` -> ``NaiveRewardManager.run_singl
 """
 
 import asyncio
+import inspect
 import logging
 import textwrap
 
@@ -56,7 +57,9 @@ def reward_fn(*overrides: str):
 
 
 def call(fn, source, response, gold, mode="no_think"):
-    return fn(data_source=source, solution_str=response, ground_truth=gold, extra_info={"bpo_mode": mode})
+    """One call the way verl's reward manager makes it: awaited if the loaded function is async."""
+    result = fn(data_source=source, solution_str=response, ground_truth=gold, extra_info={"bpo_mode": mode})
+    return asyncio.run(result) if inspect.isawaitable(result) else result
 
 
 def key_override(key: str, value: str) -> str:
@@ -176,6 +179,7 @@ def test_batch_runs_through_verls_reward_manager_unchanged():
     async def run_all():
         return await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(len(rows))))
 
+    assert manager.is_async_reward_score  # the recipe names compute_score_async: verl awaits it
     outputs = manager.loop.run_until_complete(run_all())
     assert [o["reward_score"] for o in outputs] == [1.0, 1.0, 0.0, 1.0]
     # What RewardLoopManager.compute_rm_score does with the extra info: one array per key of row 0.
