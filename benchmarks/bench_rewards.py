@@ -2,15 +2,28 @@
 
     python benchmarks/bench_rewards.py            # integer and MATH-style batches, 64 groups x 16 each
     python benchmarks/bench_rewards.py --quick    # 16 groups each
+    python benchmarks/bench_rewards.py --think-chars 16000 64000   # 4k-16k tokens of reasoning
 
 The batch looks like a BPO step: groups of 16 responses to one prompt sharing one gold answer,
 half thinking (long reasoning, ``</think>``, short answer; some never close the think block) and
 half non-thinking, with equivalent forms of correct answers (``0.75`` for ``\\frac{3}{4}``,
-``(x+1)^2`` for ``x^2+2x+1``, sets, intervals, matrices, units) and wrong ones. Both scorers are
-called per response from a thread pool, as verl's reward loop does (``run_in_executor``), with
-cold caches. Every response has a label by construction (correct form + closed answer); the run
-prints responses/s of both and how their verdicts agree, and fails (exit 1) if ours differs from
-the wrapper anywhere the wrapper matches the label.
+``(x+1)^2`` for ``x^2+2x+1``, sets, intervals, matrices, units) and wrong ones.
+
+Both scorers run the way verl runs a reward: ``--reward-workers`` processes (verl's
+``reward.num_workers`` reward-loop workers; default one per core) each score a contiguous chunk
+of the batch (``RewardLoopManager.compute_rm_score``) with one asyncio task per response
+(``RewardLoopWorker.compute_score_batch``). A synchronous reward goes through the loop's default
+executor, an async one is awaited (``NaiveRewardManager.run_single``). Ours is the function verl's
+``get_custom_reward_fn`` loads from the recipe (``compute_score_async`` with the recipe's
+``reward_kwargs``); the wrapper is ``verl.utils.reward_score.math_verify.compute_score``, which
+sends every response to its own pool of 4 processes. Wall time runs from the start signal to the
+last worker's reply; CPU time is that of every worker and its child processes (the wrapper's pool,
+our symbolic worker), so "responses per CPU-second" is throughput per core.
+
+Caches start cold for every run and every round draws new gold answers. Every response has a label
+by construction (correct form + closed answer); the run prints responses/s of both and how their
+verdicts agree, and fails (exit 1) if ours differs from the wrapper anywhere the wrapper matches
+the label.
 """
 
 from __future__ import annotations
@@ -19,7 +32,6 @@ import argparse
 import random
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 
 def answer_kinds(k: int):
@@ -105,8 +117,21 @@ def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "mat
     return rows
 
 
+def _recipe_reward_fn(symbolic_workers: int | None):
+    """The reward verl loads from the recipe: ``get_custom_reward_fn`` on its ``reward`` block."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = OmegaConf.load(str(files("r4b_verl.recipes") / "recipe" / "r4b_bpo.yaml"))
+    if symbolic_workers is not None:
+        config.reward.custom_reward_function.reward_kwargs.workers = symbolic_workers
+    return get_custom_reward_fn(config)
+
+
 def _cpu_seconds() -> float:
-    """CPU time of this process and its live children (both scorers do their work in children)."""
+    """CPU time of this process and its live children."""
     import psutil
 
     me = psutil.Process()
@@ -119,69 +144,150 @@ def _cpu_seconds() -> float:
     return total
 
 
-def _run(score_one, rows, threads: int):
-    """(verdicts, wall seconds, CPU seconds) of scoring rows from a thread pool."""
-    with ThreadPoolExecutor(threads) as pool:
-        cpu, start = _cpu_seconds(), time.perf_counter()
-        verdicts = list(pool.map(score_one, rows))
-        return verdicts, time.perf_counter() - start, _cpu_seconds() - cpu
+def _chunk(rows: list, index: int, count: int) -> list:
+    """Worker ``index``'s share, as ``DataProto.chunk`` splits a batch: contiguous, equal-sized."""
+    size = -(-len(rows) // count)
+    return rows[index * size : (index + 1) * size]
 
 
-def _measure(mix: str, groups: int, args, wrapper_score, compute_score, reset_caches, stats_source) -> dict:
-    """Both scorers, alternating over ``args.rounds`` fresh batches of one mix (new golds each round,
-    cold caches), so that load from other processes on the machine hits both alike."""
-    kwargs = {"workers": args.workers}
+def _reward_worker(index: int, count: int, args, conn) -> None:
+    """One reward-loop worker process: builds the same batches, scores its chunk on command."""
+    import asyncio
+    import inspect
+
+    from verl.utils.reward_score import math_verify as math_verify_wrapper
+    from verl.utils.reward_score.math_verify import compute_score as wrapper_score
+
+    from r4b_verl.reward_fns import STATS, reset_caches
+
+    ours = _recipe_reward_fn(args.symbolic_workers)
+    loop = asyncio.new_event_loop()  # kept for the worker's life, like a Ray actor's loop
+
+    async def score_all(rows, scorer):
+        async def one(row):
+            source, response, gold, extra_info, _ = row
+            if scorer == "wrapper":  # synchronous: through the loop's default executor
+                return await loop.run_in_executor(None, lambda: wrapper_score(response, gold)) == 1.0
+            result = ours(data_source=source, solution_str=response, ground_truth=gold, extra_info=dict(extra_info))
+            result = await result if inspect.isawaitable(result) else result
+            return result["acc"] == 1.0
+
+        return await asyncio.gather(*(asyncio.ensure_future(one(row)) for row in rows))
+
+    # Start both scorers' processes outside the timing, on answers not in the batches.
+    warm = [("math", f"warm up \\boxed{{\\sqrt{{{i}}}}}", f"\\sqrt{{{i + 1}}}", {}, False) for i in range(32)]
+    loop.run_until_complete(score_all(warm, "ours"))
+    loop.run_until_complete(score_all(warm, "wrapper"))
+    conn.send("ready")
+    try:
+        while True:
+            command = conn.recv()
+            if command is None:
+                break
+            mix, round_, scorer = command  # build the chunk and empty the caches, then wait for "go"
+            rows = _chunk(make_batch(args.groups, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars)),
+                          index, count)
+            reset_caches()
+            conn.send("prepared")
+            conn.recv()
+            cpu = _cpu_seconds()
+            verdicts = loop.run_until_complete(score_all(rows, scorer))
+            conn.send((verdicts, _cpu_seconds() - cpu, dict(STATS) if scorer == "ours" else {}))
+    finally:
+        loop.close()
+        # multiprocessing joins a child's children before interpreter exit, which would wait
+        # forever on the wrapper's idle pool: shut it down first.
+        math_verify_wrapper._get_pool().shutdown(cancel_futures=True)
+
+
+def _start_workers(args):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, like a Ray worker
+    workers = []
+    for index in range(args.reward_workers):
+        parent, child = context.Pipe()
+        proc = context.Process(target=_reward_worker, args=(index, args.reward_workers, args, child), daemon=False)
+        proc.start()
+        workers.append((proc, parent))
+    for proc, conn in workers:
+        if conn.recv() != "ready":
+            raise RuntimeError("a reward worker failed to start")
+    return workers
+
+
+def _run(workers, mix: str, round_: int, scorer: str):
+    """(verdicts in batch order, wall seconds, CPU seconds, summed stats) of one scorer on one batch."""
+    for _, conn in workers:
+        conn.send((mix, round_, scorer))
+    for _, conn in workers:
+        assert conn.recv() == "prepared"
+    start = time.perf_counter()
+    for _, conn in workers:
+        conn.send("go")
+    replies = [conn.recv() for _, conn in workers]
+    seconds = time.perf_counter() - start
+    verdicts = [v for reply in replies for v in reply[0]]
+    stats: dict = {}
+    for reply in replies:
+        for key, value in reply[2].items():
+            stats[key] = stats.get(key, 0) + value
+    return verdicts, seconds, sum(reply[1] for reply in replies), stats
+
+
+def _measure(workers, mix: str, args) -> dict:
+    """Both scorers, alternating over ``args.rounds`` fresh batches of one mix (new golds each round),
+    so that load from other processes on the machine hits both alike."""
     out = {"rows": [], "ours": [], "theirs": [], "t_ours": 0.0, "t_theirs": 0.0, "cpu_ours": 0.0, "cpu_theirs": 0.0,
            "stats": {}}
     for round_ in range(args.rounds):
-        batch = make_batch(groups, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars))
-        reset_caches()
-        verdicts, seconds, cpu = _run(lambda r: compute_score(r[0], r[1], r[2], r[3], **kwargs)["acc"] == 1.0,
-                                      batch, args.threads)
-        out["ours"] += verdicts
-        out["t_ours"] += seconds
-        out["cpu_ours"] += cpu
-        out["stats"] = {k: out["stats"].get(k, 0) + v for k, v in stats_source.items()}
-        verdicts, seconds, cpu = _run(lambda r: wrapper_score(r[1], r[2]) == 1.0, batch, args.threads)
-        out["theirs"] += verdicts
-        out["t_theirs"] += seconds
-        out["cpu_theirs"] += cpu
-        out["rows"] += batch
+        out["rows"] += make_batch(args.groups, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars))
+        for scorer, key in (("ours", "ours"), ("wrapper", "theirs")):
+            verdicts, seconds, cpu, stats = _run(workers, mix, round_, scorer)
+            out[key] += verdicts
+            out["t_" + key] += seconds
+            out["cpu_" + key] += cpu
+            for name, value in stats.items():
+                out["stats"][name] = out["stats"].get(name, 0) + value
     return out
 
 
 def main(argv=None) -> int:
+    import os
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", type=int, default=64)
     parser.add_argument("--quick", action="store_true", help="16 groups per batch")
-    parser.add_argument("--threads", type=int, default=16, help="caller threads (verl: executor threads)")
-    parser.add_argument("--workers", type=int, default=1, help="reward_kwargs.workers")
+    parser.add_argument("--reward-workers", type=int, default=os.cpu_count() or 1,
+                        help="reward-loop worker processes (verl: reward.num_workers); default: one per core")
+    parser.add_argument("--symbolic-workers", type=int, default=None,
+                        help="reward_kwargs.workers of ours (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", choices=["integer", "math", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, each on a fresh batch")
     parser.add_argument("--think-chars", type=int, nargs=2, default=[2000, 16000], metavar=("MIN", "MAX"),
                         help="length range of the reasoning of thinking responses (4 chars ~ 1 token)")
     args = parser.parse_args(argv)
-    groups = 16 if args.quick else args.groups
+    if args.quick:
+        args.groups = 16
+    if args.reward_workers < 1:
+        parser.error("--reward-workers must be >= 1")
     mixes = ["integer", "math"] if args.mix == "both" else [args.mix]
 
-    from verl.utils.reward_score.math_verify import compute_score as wrapper_score
-
-    from r4b_verl.reward_fns import STATS, compute_score, reset_caches
-
-    # Start every process of both pools outside the timing (the wrapper's spawn pool starts its 4
-    # processes on demand), on answers not in the batches.
-    with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda i: wrapper_score(f"warm up \\boxed{{{i}}}", "7"), range(64)))
-        list(pool.map(lambda i: compute_score("math", f"warm up \\boxed{{\\sqrt{{{i}}}}}", f"\\sqrt{{{i + 1}}}", {},
-                                              workers=args.workers), range(64)))
-
-    results = {mix: _measure(mix, groups, args, wrapper_score, compute_score, reset_caches, STATS) for mix in mixes}
+    workers = _start_workers(args)
+    try:
+        results = {mix: _measure(workers, mix, args) for mix in mixes}
+    finally:
+        for proc, conn in workers:
+            conn.send(None)
+            proc.join(60)
 
     first = results[mixes[0]]["rows"]
-    print(f"\n{args.rounds} rounds x {groups} groups x 16 responses per mix, mean response length "
-          f"{sum(len(r[1]) for r in first) // len(first)} chars, {args.threads} caller threads\n")
-    print("| answers | scorer | responses/s (wall) | responses per CPU-second | speed-up (wall / CPU) | label accuracy |")
+    print(f"\n{args.rounds} rounds x {args.groups} groups x 16 responses per mix, mean response length "
+          f"{sum(len(r[1]) for r in first) // len(first)} chars (thinking {args.think_chars[0]}-{args.think_chars[1]}), "
+          f"{args.reward_workers} reward workers on {os.cpu_count()} cores\n")
+    print("| answers | scorer | responses/s (wall) | responses per CPU-second | speed-up (wall / per CPU) "
+          "| label accuracy |")
     print("|---|---|---:|---:|---:|---:|")
     failed = False
     notes = []
@@ -194,7 +300,7 @@ def main(argv=None) -> int:
         failed = failed or bool(bad)
         for name, t, cpu, verdicts, speed in (
             ("verl math_verify wrapper", res["t_theirs"], res["cpu_theirs"], theirs, ""),
-            (f"r4b_verl.reward_fns (workers={args.workers})", res["t_ours"], res["cpu_ours"], ours,
+            ("r4b_verl.reward_fns", res["t_ours"], res["cpu_ours"], ours,
              f"{res['t_theirs'] / res['t_ours']:.1f}x / {res['cpu_theirs'] / res['cpu_ours']:.1f}x"),
         ):
             accuracy = sum(a == b for a, b in zip(verdicts, labels)) / n
