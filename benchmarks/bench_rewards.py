@@ -1,7 +1,7 @@
 """Throughput of r4b_verl.reward_fns vs verl's math-verify wrapper on an RL-shaped batch.
 
     python benchmarks/bench_rewards.py            # integer and MATH-style batches, 64 groups x 16 each
-    python benchmarks/bench_rewards.py --quick    # 16 groups each
+    python benchmarks/bench_rewards.py --quick    # 64 groups each
     python benchmarks/bench_rewards.py --think-chars 16000 64000   # 4k-16k tokens of reasoning
 
 The batch looks like a BPO step: groups of 16 responses to one prompt sharing one gold answer,
@@ -90,11 +90,14 @@ def _reasoning(rng: random.Random, chars: int) -> str:
 
 
 def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "math",
-               think_chars: tuple[int, int] = (2000, 16000)):
-    """[(data_source, response, gold, extra_info, label)] in groups of ``group_size``."""
-    rng = random.Random(seed)
+               think_chars: tuple[int, int] = (2000, 16000), start: int = 0):
+    """[(data_source, response, gold, extra_info, label)] for groups ``start .. start + groups - 1``.
+
+    Every group has its own random stream, so a reward worker can build just its own chunk.
+    """
     rows = []
-    for g in range(groups):
+    for g in range(start, start + groups):
+        rng = random.Random(f"{seed}/{mix}/{g}")
         gold, right, wrong = rng.choices(answer_kinds(rng.randint(3, 10**6)), weights=MIXES[mix])[0]
         source = rng.choice(["math", "gsm8k", "aime_2024", "HuggingFaceH4/MATH-500"])
         for i in range(group_size):
@@ -131,12 +134,11 @@ def _recipe_reward_fn(symbolic_workers: int | None):
 
 
 def _cpu_seconds() -> float:
-    """CPU time of this process and its live children."""
+    """CPU time of this process (all threads, ns resolution) and of its live children (psutil)."""
     import psutil
 
-    me = psutil.Process()
-    total = sum(me.cpu_times()[:2])
-    for child in me.children(recursive=True):
+    total = time.process_time()
+    for child in psutil.Process().children(recursive=True):
         try:
             total += sum(child.cpu_times()[:2])
         except psutil.Error:
@@ -144,10 +146,11 @@ def _cpu_seconds() -> float:
     return total
 
 
-def _chunk(rows: list, index: int, count: int) -> list:
-    """Worker ``index``'s share, as ``DataProto.chunk`` splits a batch: contiguous, equal-sized."""
-    size = -(-len(rows) // count)
-    return rows[index * size : (index + 1) * size]
+def _chunk_groups(groups: int, index: int, count: int) -> tuple[int, int]:
+    """(first group, number of groups) of worker ``index``: contiguous equal shares of the batch, as
+    ``DataProto.chunk`` splits it (``groups`` is a multiple of ``count``, so no group is split)."""
+    share = groups // count
+    return index * share, share
 
 
 def _reward_worker(index: int, count: int, args, conn) -> None:
@@ -179,20 +182,25 @@ def _reward_worker(index: int, count: int, args, conn) -> None:
     loop.run_until_complete(score_all(warm, "ours"))
     loop.run_until_complete(score_all(warm, "wrapper"))
     conn.send("ready")
+    rows, built = [], None
     try:
         while True:
             command = conn.recv()
             if command is None:
                 break
             mix, round_, scorer = command  # build the chunk and empty the caches, then wait for "go"
-            rows = _chunk(make_batch(args.groups, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars)),
-                          index, count)
+            if built != (mix, round_):
+                first, share = _chunk_groups(args.groups, index, count)
+                rows = make_batch(share, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars), start=first)
+                built = (mix, round_)
             reset_caches()
             conn.send("prepared")
             conn.recv()
             cpu = _cpu_seconds()
             verdicts = loop.run_until_complete(score_all(rows, scorer))
-            conn.send((verdicts, _cpu_seconds() - cpu, dict(STATS) if scorer == "ours" else {}))
+            cpu = _cpu_seconds() - cpu
+            facts = [(r[2], r[1][-120:], len(r[1]), r[4]) for r in rows]  # gold, tail, length, label
+            conn.send((verdicts, cpu, dict(STATS) if scorer == "ours" else {}, facts))
     finally:
         loop.close()
         # multiprocessing joins a child's children before interpreter exit, which would wait
@@ -217,7 +225,7 @@ def _start_workers(args):
 
 
 def _run(workers, mix: str, round_: int, scorer: str):
-    """(verdicts in batch order, wall seconds, CPU seconds, summed stats) of one scorer on one batch."""
+    """(verdicts, wall seconds, CPU seconds, summed stats, row facts) of one scorer on one batch."""
     for _, conn in workers:
         conn.send((mix, round_, scorer))
     for _, conn in workers:
@@ -227,12 +235,12 @@ def _run(workers, mix: str, round_: int, scorer: str):
         conn.send("go")
     replies = [conn.recv() for _, conn in workers]
     seconds = time.perf_counter() - start
-    verdicts = [v for reply in replies for v in reply[0]]
     stats: dict = {}
     for reply in replies:
         for key, value in reply[2].items():
             stats[key] = stats.get(key, 0) + value
-    return verdicts, seconds, sum(reply[1] for reply in replies), stats
+    flat = [[item for reply in replies for item in reply[i]] for i in (0, 3)]
+    return flat[0], seconds, sum(reply[1] for reply in replies), stats, flat[1]
 
 
 def _measure(workers, mix: str, args) -> dict:
@@ -241,14 +249,14 @@ def _measure(workers, mix: str, args) -> dict:
     out = {"rows": [], "ours": [], "theirs": [], "t_ours": 0.0, "t_theirs": 0.0, "cpu_ours": 0.0, "cpu_theirs": 0.0,
            "stats": {}}
     for round_ in range(args.rounds):
-        out["rows"] += make_batch(args.groups, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars))
         for scorer, key in (("ours", "ours"), ("wrapper", "theirs")):
-            verdicts, seconds, cpu, stats = _run(workers, mix, round_, scorer)
+            verdicts, seconds, cpu, stats, facts = _run(workers, mix, round_, scorer)
             out[key] += verdicts
             out["t_" + key] += seconds
             out["cpu_" + key] += cpu
             for name, value in stats.items():
                 out["stats"][name] = out["stats"].get(name, 0) + value
+        out["rows"] += facts
     return out
 
 
@@ -256,8 +264,8 @@ def main(argv=None) -> int:
     import os
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--groups", type=int, default=64)
-    parser.add_argument("--quick", action="store_true", help="16 groups per batch")
+    parser.add_argument("--groups", type=int, default=512, help="prompts per batch (a 512 x 16 RL step)")
+    parser.add_argument("--quick", action="store_true", help="64 groups per batch")
     parser.add_argument("--reward-workers", type=int, default=os.cpu_count() or 1,
                         help="reward-loop worker processes (verl: reward.num_workers); default: one per core")
     parser.add_argument("--symbolic-workers", type=int, default=None,
@@ -269,9 +277,9 @@ def main(argv=None) -> int:
                         help="length range of the reasoning of thinking responses (4 chars ~ 1 token)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.groups = 16
-    if args.reward_workers < 1:
-        parser.error("--reward-workers must be >= 1")
+        args.groups = 64
+    if args.reward_workers < 1 or args.groups % args.reward_workers:
+        parser.error("--reward-workers must be >= 1 and divide --groups")
     mixes = ["integer", "math"] if args.mix == "both" else [args.mix]
 
     workers = _start_workers(args)
@@ -284,7 +292,7 @@ def main(argv=None) -> int:
 
     first = results[mixes[0]]["rows"]
     print(f"\n{args.rounds} rounds x {args.groups} groups x 16 responses per mix, mean response length "
-          f"{sum(len(r[1]) for r in first) // len(first)} chars (thinking {args.think_chars[0]}-{args.think_chars[1]}), "
+          f"{sum(r[2] for r in first) // len(first)} chars (thinking {args.think_chars[0]}-{args.think_chars[1]}), "
           f"{args.reward_workers} reward workers on {os.cpu_count()} cores\n")
     print("| answers | scorer | responses/s (wall) | responses per CPU-second | speed-up (wall / per CPU) "
           "| label accuracy |")
@@ -294,7 +302,7 @@ def main(argv=None) -> int:
     for mix, res in results.items():
         rows, ours, theirs = res["rows"], res["ours"], res["theirs"]
         n = len(rows)
-        labels = [r[4] for r in rows]
+        labels = [r[3] for r in rows]
         agree = sum(a == b for a, b in zip(ours, theirs))
         bad = [i for i in range(n) if theirs[i] == labels[i] and ours[i] != labels[i]]
         failed = failed or bool(bad)
@@ -308,7 +316,7 @@ def main(argv=None) -> int:
         notes.append(f"{mix}: verdict agreement {agree / n:.1%}, ours differs where the wrapper matches the label: "
                      f"{len(bad)}; ours: {res['stats']}")
         for i in bad[:5]:
-            notes.append(f"  differs: {rows[i][2]} | {rows[i][1][-120:]!r} | label {labels[i]}")
+            notes.append(f"  differs: {rows[i][0]} | {rows[i][1]!r} | label {labels[i]}")
     print()
     print("\n".join(notes))
     return 1 if failed else 0

@@ -113,9 +113,25 @@ def first_match(text: str, configs: Sequence[ExtractionTarget]):
     return None
 
 
-@lru_cache(maxsize=8192)  # entries hold up to 2 x max_answer_chars: bounded to ~64 MB
+# normalize_latex leaves a plain ASCII numeral as it is (every rewrite it makes needs a backslash,
+# a letter, a space, "$", a quote, "^", "/" or a leading "."), except "0.5", which it turns into
+# \frac{1}{2}. Most answers are such numerals, and normalising one costs ~40 us.
+# tests/reward_fns/test_math_fastpath_on_cpu.py checks the shortcut against normalize_latex.
+_BOXED_NUMERAL = re.compile(r"\\boxed\{(-?[0-9]+(?:\.[0-9]+)?)\}")
+
+
 def _normalized(value: str, config: LatexExtractionConfig, boxed_last: bool) -> str:
     """math-verify's normalisation of one LaTeX group (pure string code; a group's answers repeat)."""
+    numeral = _BOXED_NUMERAL.fullmatch(value)
+    if numeral is not None and numeral.group(1) != "0.5" and (
+        boxed_last or config.normalization_config.boxed in ("all", "last")
+    ):
+        return numeral.group(1)
+    return _normalize_latex(value, config, boxed_last)
+
+
+@lru_cache(maxsize=8192)  # entries hold up to 2 x max_answer_chars: bounded to ~64 MB
+def _normalize_latex(value: str, config: LatexExtractionConfig, boxed_last: bool) -> str:
     norm_config = config.normalization_config
     if boxed_last:
         norm_config = replace(norm_config, boxed="last")

@@ -275,7 +275,7 @@ def reset_caches() -> None:
     """Forget cached golds, verdicts and normalised strings (benchmarks and tests start cold)."""
     from . import extraction
 
-    extraction._normalized.cache_clear()
+    extraction._normalize_latex.cache_clear()
     _gold_cache.clear()
     _verdict_cache.clear()
     with _stats_lock:

@@ -1,7 +1,8 @@
 """Options of the reward, from ``reward.custom_reward_function.reward_kwargs``.
 
 verl passes ``reward_kwargs`` to every ``compute_score`` call; they are validated once per distinct
-set (a typo fails the first reward call with the key to fix) and cached.
+set (a typo fails the first reward call with the key to fix) and cached. Containers are taken as
+read-only once passed: a change made in place to the same object is not seen.
 """
 
 from __future__ import annotations
@@ -82,7 +83,26 @@ def _convert(kind: type, value):
     return kind(value)
 
 
+# verl passes the same reward_kwargs objects on every call (its partial holds them): those calls are
+# answered by identity, without walking OmegaConf containers (a third of a fast verdict's time).
+# The entry holds the objects, so their ids cannot be reused while it lives.
+_by_identity: dict[tuple, tuple[Settings, tuple]] = {}
+
+
 def settings_from(kwargs: Mapping) -> Settings:
+    identity = (tuple(kwargs), tuple(map(id, kwargs.values())))
+    hit = _by_identity.get(identity)
+    if hit is not None:
+        return hit[0]
+    settings = _settings_from(kwargs)
+    with _cache_lock:
+        if len(_by_identity) > 256:
+            _by_identity.clear()
+        _by_identity[identity] = (settings, tuple(kwargs.values()))
+    return settings
+
+
+def _settings_from(kwargs: Mapping) -> Settings:
     key = tuple(sorted((k, _plain(v)) for k, v in kwargs.items() if k not in _VERL_KWARGS))
     with _cache_lock:
         cached = _cache.get(key)

@@ -172,3 +172,23 @@ def test_opener_scan_finds_exactly_finditers_matches():
     for text in texts:
         expected = [(m.span(), m.groupdict()) for m in patterns[0].finditer(text)]
         assert [(m.span(), m.groupdict()) for m in _finditer_at_openers(patterns[0], text)] == expected, text
+
+
+def test_numeral_shortcut_is_normalize_latex():
+    """extraction._normalized skips normalize_latex for boxed plain numerals: it must return the same."""
+    from r4b_verl.reward_fns import extraction
+
+    rng = random.Random(5)
+    numerals = ["0", "-0", "00", "007", "0.5", "-0.5", "00.5", "0.50", "0.05", "1.0", "-12.250", "3.14159",
+                str(10**40), f"-{10**17}.{10**9}", "1.", ".5", "1..2", "--1", "١٢", "1e5", "0x1F", "1 000", "1,000"]
+    numerals += [str(rng.randint(-10**12, 10**12)) for _ in range(200)]
+    numerals += [f"{rng.randint(-999, 999)}.{rng.randint(0, 10**6):0{rng.randint(1, 7)}d}" for _ in range(200)]
+    shortcut = 0
+    for numeral in numerals:
+        for value in (f"\\boxed{{{numeral}}}", numeral, f"\\boxed{{{numeral}}}.", f"$\\boxed{{{numeral}}}$"):
+            for config in (GOLD_CONFIG[0], PRED_CONFIG[0]):
+                for boxed_last in (False, True):
+                    fast = extraction._normalized(value, config, boxed_last)
+                    assert fast == extraction._normalize_latex(value, config, boxed_last), (value, boxed_last)
+                    shortcut += extraction._BOXED_NUMERAL.fullmatch(value) is not None
+    assert shortcut > 1000  # the shortcut was taken, not only the slow path
