@@ -30,8 +30,9 @@ bench: bench-advantage bench-rewards ## run all benchmarks
 bench-advantage: ## time bpo against verl's grpo and grpo_vectorized
 	$(PY) benchmarks/bench_advantage.py
 
-bench-rewards: ## responses/s of reward_fns vs verl's math-verify wrapper
+bench-rewards: ## responses/s of reward_fns vs verl's math-verify wrapper, typical and long reasoning
 	$(PY) benchmarks/bench_rewards.py
+	$(PY) benchmarks/bench_rewards.py --think-chars 16000 64000
 
 # ------------------------------------------------------------------------------------------------
 # Cluster jobs: train | ray-head | ray-worker | submit | slurm | stop (recipes/README.md).
