@@ -84,7 +84,7 @@ def test_recipe_composes_through_main_ppo_with_our_values(tmp_path):
     assert rollout["n"] % 2 == 0 and rollout["n"] >= 2
     assert rollout["agent"]["default_agent_loop"] == "bpo_bimode"
     assert cfg["reward"]["custom_reward_function"]["path"] == "pkg://r4b_verl.reward_fns"
-    assert cfg["reward"]["custom_reward_function"]["name"] == "compute_score"
+    assert cfg["reward"]["custom_reward_function"]["name"] == "compute_score_async"
     assert cfg["bpo"]["think_fraction"] == 0.25  # command-line overrides still win over the recipe
     assert "recipe" not in cfg
 

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from r4b_verl.reward_fns import compute_score
+
 PYTHON = sys.executable
 N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thinking per prompt
 # Prefixes of the default bpo.prefix_preset "r4b" (r4b_verl/rollout/prefixes.py), as they end the
 # decoded prompt in verl's rollout dump (think tags are non-special tokens, so decoding keeps them).
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 RUN_TIMEOUT_S = 900
+TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
@@ -124,6 +127,7 @@ def test_both_modes_for_every_prompt(runs):
     _, _, workdir = runs["first"]
     dumps = sorted((workdir / "rollouts").glob("*.jsonl"))
     assert [p.stem for p in dumps] == ["1", "2"]
+    scored = {"think": 0, "no_think": 0, "right": 0}
     for dump in dumps:
         groups: dict[str, list[str]] = defaultdict(list)
         for line in dump.read_text().splitlines():
@@ -131,9 +135,16 @@ def test_both_modes_for_every_prompt(runs):
             prompt = row["input"]
             mode = "no_think" if prompt.endswith(NO_THINK_SUFFIX) else "think" if prompt.endswith(THINK_SUFFIX) else "?"
             groups[row["uid"].rsplit("_", 2)[0]].append(mode)
+            # The recipe's reward (compute_score_async, awaited by verl's reward loop) scored the row
+            # as our reward does with the mode the rollout put in extra_info.
+            expected = compute_score("toy_math", row["output"], row["gts"], {"bpo_mode": mode}, routes=TOY_ROUTES)
+            assert row["score"] == expected["score"], (dump, mode, row["output"][-200:], row["gts"])
+            scored[mode] += 1
+            scored["right"] += row["score"] == 1.0
         assert len(groups) == 4, f"{dump}: expected 4 prompts (data.train_batch_size), got {len(groups)}"
         for uid, modes in groups.items():
             assert sorted(modes) == ["no_think"] * (N // 2) + ["think"] * (N // 2), f"{dump} prompt {uid}: {modes}"
+    assert scored["think"] > 0 and scored["no_think"] > 0 and scored["right"] > 0, scored
 
 
 def test_checkpoint_saved_and_resumed(runs):
