@@ -97,7 +97,10 @@ def _builtin(name, fn, data_source, solution_str, ground_truth, mode, settings) 
             # Every reward prefers the rightmost answer: keep the tail (bounds regex time on hostile text).
             answer = answer[-settings.max_answer_chars :]
         format_ok = format_score(response, mode, settings.think_tags)
-        outcome = Outcome(acc=format_ok, has_answer=answer is not None) if fn is None else fn(answer, ground_truth, settings)
+        if fn is None:  # the "format" reward
+            outcome = Outcome(acc=format_ok, has_answer=answer is not None)
+        else:
+            outcome = fn(answer, ground_truth, settings)
     except Exception:  # noqa: BLE001 - model output must never fail the training step
         _log_failure(name, data_source)
         outcome, format_ok = Outcome(), 0.0

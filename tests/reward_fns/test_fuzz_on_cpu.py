@@ -1,13 +1,15 @@
 """Untrusted model output: random and hostile strings never raise, hang, or touch anything.
 
 Thousands of inputs (random unicode, deep nesting, huge numbers and exponents, megabyte outputs,
-code/shell/LaTeX injection attempts, broken think tags) through every built-in reward. Asserted:
+code/shell/LaTeX injection attempts, broken think tags) through every built-in reward, every other
+one through ``compute_score_async`` in an event loop as verl's reward loop calls it. Asserted:
 no exception escapes, every call returns the full result shape, each call ends within a bound
 derived from the configured deadlines, and nothing is written or executed (marker files named
 by the injection attempts never appear, the working directory stays empty, the environment is
 unchanged).
 """
 
+import asyncio
 import os
 import random
 import string
@@ -15,7 +17,7 @@ import time
 
 import pytest
 
-from r4b_verl.reward_fns import RESULT_KEYS, STATS, compute_score
+from r4b_verl.reward_fns import RESULT_KEYS, STATS, compute_score, compute_score_async
 
 OPTS = {"timeout_s": 0.5, "kill_grace_s": 0.5, "max_wait_s": 20.0}
 # Per call: wait budget is not hit here (one caller); deadline + kill grace + a worker restart.
@@ -89,11 +91,16 @@ def test_fuzz_never_raises_hangs_or_touches_anything(tmp_path, monkeypatch):
 
     slowest = 0.0
     start_all = time.monotonic()
+    loop = asyncio.new_event_loop()  # every other call the way verl's reward loop makes it
     for i, (source, response) in enumerate(calls):
         gold = rng.choice(golds)
         extra = rng.choice(extras)
         start = time.monotonic()
-        result = compute_score(source, response, gold, extra, routes={"choice": "choice"}, **OPTS)
+        if i % 2:
+            result = loop.run_until_complete(
+                compute_score_async(source, response, gold, extra, routes={"choice": "choice"}, **OPTS))
+        else:
+            result = compute_score(source, response, gold, extra, routes={"choice": "choice"}, **OPTS)
         elapsed = time.monotonic() - start
         slowest = max(slowest, elapsed)
         assert elapsed < PER_CALL_BOUND_S, (i, elapsed, response[:80])
@@ -102,6 +109,7 @@ def test_fuzz_never_raises_hangs_or_touches_anything(tmp_path, monkeypatch):
         assert result["mode"] in ("think", "no_think", "auto")
         assert all(isinstance(result[k], float) for k in ("score", "acc", "has_answer", "format_ok", "timeout"))
 
+    loop.close()
     assert list(marker_dir.iterdir()) == [] and list(work.iterdir()) == []
     assert dict(os.environ) == env_before
     # The hostile paths really ran: symbolic work, deadlines, scanning in the worker.
