@@ -137,6 +137,7 @@ class HFCPUServer:
             if not ignore_eos and token in self.eos_token_ids:
                 break
             input_ids = torch.tensor([[token]], dtype=torch.long)
+        # As verl's vLLM server: "completed" for an eos stop and for the length limit alike.
         return token_ids, log_probs, "completed"
 
     async def generate(
