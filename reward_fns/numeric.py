@@ -17,8 +17,10 @@ from .outcome import Outcome, gold_list
 
 logger = logging.getLogger(__name__)
 
+# A match starts with a sign, a digit or ".": the optional "\s* / ..." tail is then tried once per
+# number, not at every position of a run of spaces (which made the scan quadratic).
 _NUMERAL = re.compile(
-    r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d{1,4})?(?:\s*/\s*[-+]?\d+(?:\.\d+)?)?"
+    r"[-+]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d{1,4})?(?:\s*/\s*[-+]?\d+(?:\.\d+)?)?"
 )
 _MAX_NUMERAL = 64
 _warned: set[str] = set()

@@ -80,3 +80,13 @@ def test_format_reward_scores_the_shape_only():
     assert run("format", "reasoning </think> 42", "ignored", mode="think")["score"] == 1.0
     assert run("format", "reasoning without end", "ignored", mode="think")["score"] == 0.0
     assert run("format", "<think>long</think> 42", "ignored", mode="no_think")["score"] == 0.0
+
+
+def test_numeric_number_scan_is_linear_in_spaces():
+    """No number match can be empty: a pattern that matches "" is tried, with its whitespace-eating
+    fraction tail, at every position of a run of spaces (quadratic); finditer then yields one empty
+    match per position, which is what this counts."""
+    from r4b_verl.reward_fns.numeric import _NUMERAL
+
+    assert sum(1 for _ in _NUMERAL.finditer(" " * 4096)) == 0
+    assert [m.group(0) for m in _NUMERAL.finditer("x = 7 / 8, y=-1,234.5e2 and .5")] == ["7 / 8", "-1,234.5e2", ".5"]
