@@ -120,16 +120,21 @@ def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "mat
     return rows
 
 
-def _recipe_reward_fn(symbolic_workers: int | None):
-    """The reward verl loads from the recipe: ``get_custom_reward_fn`` on its ``reward`` block."""
+def _recipe_reward_fn(overrides: list[str]):
+    """The reward verl loads from the recipe: ``get_custom_reward_fn`` on its ``reward`` block,
+    with ``KEY=VALUE`` overrides of its ``reward_kwargs`` (values parsed as YAML)."""
     from importlib.resources import files
 
+    import yaml
     from omegaconf import OmegaConf
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     config = OmegaConf.load(str(files("r4b_verl.recipes") / "recipe" / "r4b_bpo.yaml"))
-    if symbolic_workers is not None:
-        config.reward.custom_reward_function.reward_kwargs.workers = symbolic_workers
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE (a reward_kwargs option)")
+        OmegaConf.update(config, f"reward.custom_reward_function.reward_kwargs.{key}", yaml.safe_load(value))
     return get_custom_reward_fn(config)
 
 
@@ -163,7 +168,7 @@ def _reward_worker(index: int, count: int, args, conn) -> None:
 
     from r4b_verl.reward_fns import STATS, reset_caches
 
-    ours = _recipe_reward_fn(args.symbolic_workers)
+    ours = _recipe_reward_fn(args.set)
     loop = asyncio.new_event_loop()  # kept for the worker's life, like a Ray actor's loop
 
     async def score_all(rows, scorer):
@@ -268,8 +273,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="64 groups per batch")
     parser.add_argument("--reward-workers", type=int, default=os.cpu_count() or 1,
                         help="reward-loop worker processes (verl: reward.num_workers); default: one per core")
-    parser.add_argument("--symbolic-workers", type=int, default=None,
-                        help="reward_kwargs.workers of ours (default: the recipe's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one of the recipe's reward_kwargs for ours (repeatable), e.g. workers=2")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", choices=["integer", "math", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, each on a fresh batch")
