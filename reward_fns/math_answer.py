@@ -36,7 +36,7 @@ from .symbolic_pool import get_pool
 
 logger = logging.getLogger(__name__)
 
-_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?\Z")
+_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")  # ASCII only: int("١٢") == 12, but math-verify does not parse it
 _MAX_EXACT_DIGITS = 15  # beyond math-verify's numeric precision the fast path stays out of it
 
 _gold_cache: LRUCache[str, Candidate | None] = LRUCache(8192)
@@ -101,7 +101,7 @@ def numerals_equal(gold: Candidate, pred: Candidate) -> bool:
         return False
 
 
-_INTEGER = re.compile(r"-?\d+\Z")
+_INTEGER = re.compile(r"-?[0-9]+\Z")
 
 
 def integers_differ(gold: Candidate, pred: Candidate) -> bool:

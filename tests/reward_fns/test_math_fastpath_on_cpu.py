@@ -192,3 +192,17 @@ def test_numeral_shortcut_is_normalize_latex():
                     assert fast == extraction._normalize_latex(value, config, boxed_last), (value, boxed_last)
                     shortcut += extraction._BOXED_NUMERAL.fullmatch(value) is not None
     assert shortcut > 1000  # the shortcut was taken, not only the slow path
+
+
+@pytest.mark.parametrize("digits", ["١٢", "１２", "१२", "٧", "12"])
+@pytest.mark.parametrize("wrapper", ["\\boxed{%s}", "The answer is %s", "$%s$"])
+def test_non_ascii_digits_are_left_to_math_verify(digits, wrapper):
+    # Python reads int("١٢") as 12; math-verify does not parse it as a number. The fast path must not
+    # decide on such digits, either way.
+    answer = wrapper % digits
+    for gold in ("12", "7", "13"):
+        gold_cand = first_candidate(gold_text(gold), GOLD_CONFIG)
+        pred = first_candidate(answer, PRED_CONFIG)
+        if pred is not None and not digits.isascii():
+            assert fast_equal(gold_cand, pred) is None and not integers_differ(gold_cand, pred)
+        assert (compute_score("math", answer, gold, {})["acc"] == 1.0) == reference(gold, answer), (gold, answer)
