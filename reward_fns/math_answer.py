@@ -143,16 +143,31 @@ def _gold_candidate(gold: str) -> Candidate | None:
     return candidate
 
 
-def _fast_verdict(gold_cand: Candidate, pred: Candidate, settings) -> bool | None:
-    """math-verify's verdict when it is certain without sympy (counted), else None."""
+# math-verify's parse of an answer returns nothing at all (verdict: "not equal") when a plain number
+# it tries makes sympy's Number() raise: non-ASCII digits, a signed integer with a leading zero
+# ("-0999"), more digits than Python converts. It tries such a number after our candidate whenever
+# the candidate's LaTeX does not parse, so an answer part holding one gets no fast verdict.
+_NUMBER_PARSE_RISK = re.compile(r"-0\d|(?![0-9])\d|\d{4000}")
+
+
+def fast_decision(gold_cand: Candidate, pred: Candidate, answer: str, fast_mismatch: bool = True):
+    """``(verdict, how)`` when math-verify's verdict on ``answer`` is certain without sympy, else None."""
+    if _NUMBER_PARSE_RISK.search(answer) is not None:
+        return None
     how = fast_equal(gold_cand, pred)
     if how is not None:
-        _count("fast_" + how)
-        return True
-    if settings.fast_mismatch and integers_differ(gold_cand, pred):
-        _count("fast_mismatch")
-        return False
+        return True, how
+    if fast_mismatch and integers_differ(gold_cand, pred):
+        return False, "mismatch"
     return None
+
+
+def _fast_verdict(gold_cand: Candidate, pred: Candidate, answer: str, settings) -> bool | None:
+    decision = fast_decision(gold_cand, pred, answer, settings.fast_mismatch)
+    if decision is None:
+        return None
+    _count("fast_" + decision[1])
+    return decision[0]
 
 
 def _cached_verdict(*keys) -> tuple[bool, bool, str | None] | None:
@@ -256,7 +271,7 @@ def score_math(answer: str | None, ground_truth, settings) -> Outcome | Symbolic
         gold_cand = _gold_candidate(gold)
         if gold_cand is None:
             continue
-        equal = _fast_verdict(gold_cand, pred, settings)
+        equal = _fast_verdict(gold_cand, pred, answer, settings)
         if equal is None:
             match_key = _key(gold, "match", pred.signature)
             cached = _cached_verdict(match_key, _key(gold, "text", answer))
