@@ -240,3 +240,14 @@ def test_fast_decisions_on_numerals_written_every_way_are_math_verifys():
             assert decision[0] == reference(gold, answer), (gold, answer, decision)
             decided["equal" if decision[0] else "mismatch"] += 1
     assert decided["equal"] > 100 and decided["mismatch"] > 100, decided
+
+
+def test_a_number_math_verify_chokes_on_blocks_the_string_shortcut():
+    # The boxed answer's string equals the gold's, but its LaTeX does not parse, so math-verify goes on
+    # to the 4500-digit number, whose conversion raises: parse returns [] and the verdict is "not equal".
+    answer = "we get " + "7" * 4500 + " so \\boxed{\\alpha\\beta\\gamma}"
+    gold = "\\alpha\\beta\\gamma"
+    pred = first_candidate(answer, PRED_CONFIG)
+    assert fast_equal(first_candidate(gold_text(gold), GOLD_CONFIG), pred) == "string"  # what a naive shortcut says
+    assert not reference(gold, answer)
+    assert compute_score("math", answer, gold, {}, max_answer_chars=10000)["acc"] == 0.0
