@@ -9,7 +9,8 @@ How it is reached, cheapest first:
    own string comparison then says True), or both are plain decimal numerals with the same exact
    value (sympy compares them numerically as equal). Fast "not equal" only for two plain integers
    of different value (math-verify's verdict is then certain; ``fast_mismatch: false`` turns it
-   off). Anything else falls through to math-verify.
+   off). Neither when the answer holds a number that makes math-verify's parse return nothing
+   (``_number_parse_risk``). Anything else falls through to math-verify.
 3. Verdict cache (per process, bounded): keyed by (gold, what math-verify's parse of the first
    match depends on: its normalised text) when that match parses, else by (gold, answer text).
    Identical answers in a group are verified once, whatever text surrounds them.
