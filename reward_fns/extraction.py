@@ -113,9 +113,10 @@ def first_match(text: str, configs: Sequence[ExtractionTarget]):
     return None
 
 
-# normalize_latex leaves a plain ASCII numeral as it is (every rewrite it makes needs a backslash,
-# a letter, a space, "$", a quote, "^", "/" or a leading "."), except "0.5", which it turns into
-# \frac{1}{2}. Most answers are such numerals, and normalising one costs ~40 us.
+# Once it has taken the \boxed{} off, normalize_latex leaves a plain ASCII numeral as it is (every
+# other rewrite it makes needs a backslash, a letter, a space, a brace, "$", a quote, "^", "/", "~"
+# or a leading "."), except "0.5", which it turns into \frac{1}{2}. Most answers are such numerals,
+# and normalising one costs ~40 us.
 # tests/reward_fns/test_math_fastpath_on_cpu.py checks the shortcut against normalize_latex.
 _BOXED_NUMERAL = re.compile(r"\\boxed\{(-?[0-9]+(?:\.[0-9]+)?)\}")
 

@@ -146,13 +146,13 @@ def _gold_candidate(gold: str) -> Candidate | None:
 
 # math-verify's parse of an answer returns nothing at all (verdict: "not equal") when a plain number
 # it tries makes sympy's Number() raise: non-ASCII digits, a signed integer with a leading zero
-# ("-0999"), more digits than Python converts. It tries such a number after our candidate whenever
-# the candidate's LaTeX does not parse, so an answer part holding one gets no fast verdict.
-# (Cheap substring checks first: this runs on every answer.)
+# ("-0999"), more digits than Python converts (its integers may group digits with "," or " ").
+# It tries such a number after our candidate whenever the candidate's LaTeX does not parse, so an
+# answer part holding one gets no fast verdict. (Substring checks first: this runs on every answer.)
 _SIGNED_LEADING_ZERO = re.compile(r"-0\d")
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
-_TOO_MANY_DIGITS = 4000
-_LONG_DIGITS = re.compile(r"\d{%d}" % _TOO_MANY_DIGITS)
+_TOO_MANY_DIGITS = 4000  # Python converts at most 4300 (sys.get_int_max_str_digits())
+_LONG_DIGITS = re.compile(r"\d[\d, ]{%d}" % (_TOO_MANY_DIGITS - 1))
 
 
 def _number_parse_risk(answer: str) -> bool:

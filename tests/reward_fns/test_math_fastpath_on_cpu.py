@@ -242,10 +242,11 @@ def test_fast_decisions_on_numerals_written_every_way_are_math_verifys():
     assert decided["equal"] > 100 and decided["mismatch"] > 100, decided
 
 
-def test_a_number_math_verify_chokes_on_blocks_the_string_shortcut():
+@pytest.mark.parametrize("number", ["7" * 4500, "1" + ",000" * 1500, " ".join(["123"] * 1500)])
+def test_a_number_math_verify_chokes_on_blocks_the_string_shortcut(number):
     # The boxed answer's string equals the gold's, but its LaTeX does not parse, so math-verify goes on
     # to the 4500-digit number, whose conversion raises: parse returns [] and the verdict is "not equal".
-    answer = "we get " + "7" * 4500 + " so \\boxed{\\alpha\\beta\\gamma}"
+    answer = "we get " + number + " so \\boxed{\\alpha\\beta\\gamma}"
     gold = "\\alpha\\beta\\gamma"
     pred = first_candidate(answer, PRED_CONFIG)
     assert fast_equal(first_candidate(gold_text(gold), GOLD_CONFIG), pred) == "string"  # what a naive shortcut says
