@@ -159,7 +159,7 @@ def _chunk_groups(groups: int, index: int, count: int) -> tuple[int, int]:
 
 
 def _reward_worker(index: int, count: int, args, conn) -> None:
-    """One reward-loop worker process: builds the same batches, scores its chunk on command."""
+    """One reward-loop worker process: builds its chunk of each batch, scores it on command."""
     import asyncio
     import inspect
 
