@@ -7,18 +7,13 @@ responses while it waits; user functions, sync or async, are called the way verl
 
 import asyncio
 import itertools
-import sys
 import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 from r4b_verl.reward_fns import STATS, compute_score, compute_score_async, reset_caches
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from bench_rewards import make_batch  # noqa: E402
 
 _counter = itertools.count(11)
 
@@ -44,8 +39,8 @@ def run_async(rows, executor=None, **options):
     return asyncio.run(main())
 
 
-def test_same_results_as_the_blocking_reward_on_a_bpo_batch():
-    rows = [r[:4] for r in make_batch(6, seed=3, mix="math")]
+def test_same_results_as_the_blocking_reward_on_a_bpo_batch(bench_rewards):
+    rows = [r[:4] for r in bench_rewards.make_batch(6, seed=3, mix="math")]
     rows += [("math", "so \\boxed{3}", ["2", "3"], {}), ("choice", "Answer: (B)", "B", {"bpo_mode": "no_think"}),
              ("gsm8k", "</think> nothing here", "4", {"bpo_mode": "think"})]
     blocking = [compute_score(*r) for r in rows]

@@ -99,21 +99,14 @@ def test_format_weight_combines_format_and_answer():
     assert unformatted["score"] == pytest.approx(0.8) and unformatted["format_ok"] == 0.0
 
 
-def test_benchmark_labels_are_math_verifys_verdicts():
+def test_benchmark_labels_are_math_verifys_verdicts(bench_rewards):
     """The benchmark's labels (benchmarks/bench_rewards.py) agree with math-verify itself."""
-    import importlib.util
-    from pathlib import Path
-
     from math_verify import parse, verify
 
     from r4b_verl.reward_fns.extraction import GOLD_CONFIG, PRED_CONFIG, gold_text
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_rewards.py"
-    spec = importlib.util.spec_from_file_location("bench_rewards", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     for k in (3, 1234):
-        for gold, right, wrong in bench.answer_kinds(k):
+        for gold, right, wrong in bench_rewards.answer_kinds(k):
             g = parse(gold_text(gold), GOLD_CONFIG, parsing_timeout=None)
             for form, label in [(f, True) for f in right] + [(f, False) for f in wrong]:
                 p = parse(f"So the answer is $\\boxed{{{form}}}$.", PRED_CONFIG, parsing_timeout=None)

@@ -91,9 +91,10 @@ def test_extracted_answer_is_math_verify_fallback():
     assert checked > len(CORPUS) // 2
 
 
-def test_fast_decisions_match_math_verify():
+def checked_fast_decisions(pairs) -> dict[str, int]:
+    """Every fast decision on (gold, answer) pairs asserted against math-verify; how many of each."""
     decided = {"equal": 0, "mismatch": 0}
-    for gold, answer in CORPUS:
+    for gold, answer in pairs:
         gold_cand = first_candidate(gold_text(gold), GOLD_CONFIG)
         pred = first_candidate(answer, PRED_CONFIG)
         if gold_cand is None or pred is None:
@@ -102,6 +103,11 @@ def test_fast_decisions_match_math_verify():
         if decision is not None:
             assert decision[0] == reference(gold, answer), (gold, answer, decision)
             decided["equal" if decision[0] else "mismatch"] += 1
+    return decided
+
+
+def test_fast_decisions_match_math_verify():
+    decided = checked_fast_decisions(CORPUS)
     # The corpus exercises both shortcuts, not just the symbolic fall-through.
     assert decided["equal"] > 50 and decided["mismatch"] > 10, decided
 
@@ -226,19 +232,14 @@ def test_fast_decisions_on_numerals_written_every_way_are_math_verifys():
     rng = random.Random(7)
     wrappers = ["\\boxed{%s}", "$\\boxed{%s}$", "The final answer is $%s$.", "Answer: %s", "the answer is %s.",
                 "\\[\\boxed{%s}\\]", "so $%s$", "%s"]
-    decided = {"equal": 0, "mismatch": 0}
+    pairs = []
     for _ in range(2500):
         k = rng.choice(VALUES)
         plain, written = numeral_variants(rng, k)
         gold = rng.choice([plain, written])
         answer = rng.choice(wrappers) % numeral_variants(rng, k if rng.random() < 0.5 else rng.choice(VALUES))[1]
-        gold_cand, pred = first_candidate(gold_text(gold), GOLD_CONFIG), first_candidate(answer, PRED_CONFIG)
-        if gold_cand is None or pred is None:
-            continue
-        decision = fast_decision(gold_cand, pred, answer)
-        if decision is not None:
-            assert decision[0] == reference(gold, answer), (gold, answer, decision)
-            decided["equal" if decision[0] else "mismatch"] += 1
+        pairs.append((gold, answer))
+    decided = checked_fast_decisions(pairs)
     assert decided["equal"] > 100 and decided["mismatch"] > 100, decided
 
 
