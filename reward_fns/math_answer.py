@@ -165,14 +165,14 @@ def _number_parse_risk(answer: str) -> bool:
 
 def fast_decision(gold_cand: Candidate, pred: Candidate, answer: str, fast_mismatch: bool = True):
     """``(verdict, how)`` when math-verify's verdict on ``answer`` is certain without sympy, else None."""
-    if _number_parse_risk(answer):
-        return None
     how = fast_equal(gold_cand, pred)
     if how is not None:
-        return True, how
-    if fast_mismatch and integers_differ(gold_cand, pred):
-        return False, "mismatch"
-    return None
+        decision = True, how
+    elif fast_mismatch and integers_differ(gold_cand, pred):
+        decision = False, "mismatch"
+    else:
+        return None
+    return None if _number_parse_risk(answer) else decision
 
 
 def _fast_verdict(gold_cand: Candidate, pred: Candidate, answer: str, settings) -> bool | None:
