@@ -3,12 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(abspath $(VENV))/bin/python
+# Written when the install into $(VENV) finished; newer setup.cfg / pyproject.toml make it stale.
+INSTALLED := $(VENV)/.r4b-verl-installed
 PYTEST_ARGS ?=
 # Extra pip arguments for the torch install, e.g. a CPU wheel index on machines without a local one.
 TORCH_PIP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench bench-advantage bench-rewards
+.PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -16,23 +18,35 @@ help: ## list targets and variables
 	@awk '/^#> /{doc=substr($$0,4); getline; n=index($$0,"?="); d=substr($$0,n+3); \
 		printf "  %-15s %s%s\n", substr($$0,1,n-2), doc, (d == "" ? "" : "  [" d "]")}' $(MAKEFILE_LIST)
 
-install: ## CPU install into $(VENV): torch 2.13.0 (CPU) first, then the plugin (editable) with verl 0.9.1
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --upgrade pip
-	$(VENV)/bin/pip install $(TORCH_PIP_ARGS) torch==2.13.0
-	$(VENV)/bin/pip install -e '.[test]' --config-settings editable_mode=compat
+install: $(INSTALLED) ## CPU install into $(VENV), once (demo, test and bench run it when needed)
 
-test: ## run the CPU test suite (tests/**/test_*_on_cpu.py)
+# pip first: the pip of Python 3.11's venv (23.2) backtracks over this dependency set for more than
+# 10 minutes; pip 26 resolves it in about 30 s. Then the CPU build of torch, so nothing pulls the CUDA
+# build, then the plugin (editable) with verl 0.9.1.
+$(INSTALLED): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade 'pip>=26'
+	$(VENV)/bin/pip install $(TORCH_PIP_ARGS) torch==2.13.0
+	$(VENV)/bin/pip install -e '.[test]'
+	touch $@
+
+test: $(INSTALLED) ## run the CPU test suite (tests/**/test_*_on_cpu.py)
 	$(PY) -m pytest --import-mode=importlib tests $(PYTEST_ARGS)
 
-bench: bench-advantage bench-rewards ## run all benchmarks
+bench: bench-advantage bench-rewards bench-rollout bench-step ## run all benchmarks
 
-bench-advantage: ## time bpo against verl's grpo and grpo_vectorized
+bench-advantage: $(INSTALLED) ## time bpo against verl's grpo and grpo_vectorized
 	$(PY) benchmarks/bench_advantage.py
 
-bench-rewards: ## responses/s of reward_fns vs verl's math-verify wrapper, typical and long reasoning
+bench-rewards: $(INSTALLED) ## responses/s of r4b_verl.reward vs verl's math-verify wrapper, typical and long reasoning
 	$(PY) benchmarks/bench_rewards.py
 	$(PY) benchmarks/bench_rewards.py --think-chars 16000 64000
+
+bench-rollout: $(INSTALLED) ## per-request cost of the bi-mode loop against verl's SingleTurnAgentLoop
+	$(PY) benchmarks/bench_rollout.py
+
+bench-step: $(INSTALLED) ## one BPO training step against one GRPO step, CPU demo config, same run
+	PYTHON=$(PY) $(PY) benchmarks/bench_step.py
 
 # ------------------------------------------------------------------------------------------------
 # Cluster jobs: train | ray-head | ray-worker | submit | slurm | stop (recipes/README.md).
@@ -49,7 +63,7 @@ TRAIN ?=
 VAL ?=
 #> extra Hydra overrides for the job, appended last (they win)
 ARGS ?=
-#> recipe: +recipe=$(RECIPE) from recipes/recipe/ (r4b_bpo; r4b_bpo_cpu is the CPU demo)
+#> recipe: +recipe=$(RECIPE) from r4b_verl/config/recipe/ (r4b_bpo; r4b_bpo_cpu is the CPU demo)
 RECIPE ?= r4b_bpo
 #> GPUs per node: trainer.n_gpus_per_node (and `ray start --num-gpus` in slurm); empty = recipe's
 NGPUS ?= 8
@@ -160,7 +174,7 @@ stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)
 
 # ------------------------------------------------------------------------------------------------
-# CPU demo (r4b_verl/cpu/README.md): tiny offline assets + a few BPO steps with verl on CPU.
+# CPU demo (r4b_verl/backends/cpu/README.md): tiny offline assets + a few BPO steps with verl on CPU.
 .PHONY: demo
-demo: ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
+demo: $(INSTALLED) ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
 	PYTHON=$(PY) bash recipes/run_demo_cpu.sh

@@ -1,4 +1,4 @@
-"""Throughput of r4b_verl.reward_fns vs verl's math-verify wrapper on an RL-shaped batch.
+"""Throughput of r4b_verl.reward vs verl's math-verify wrapper on an RL-shaped batch.
 
     python benchmarks/bench_rewards.py            # integer and MATH-style batches, 64 groups x 16 each
     python benchmarks/bench_rewards.py --quick    # 64 groups each
@@ -38,7 +38,7 @@ def answer_kinds(k: int):
     """For a group parameter k: [(gold, equivalent forms, wrong forms)], one per answer kind.
 
     Every gold differs between groups (as prompts do in a batch); every pair is one math-verify
-    itself judges as labelled (``tests/reward_fns/test_math_equivalence_on_cpu.py`` checks samples).
+    itself judges as labelled (``tests/reward/test_math_equivalence_on_cpu.py`` checks samples).
     """
     a, b = 2 * k + 1, 4 * k + 4  # coprime: (2k+1) is odd and shares no factor with 4(k+1)
     return [
@@ -129,7 +129,7 @@ def _recipe_reward_fn(overrides: list[str]):
     from omegaconf import OmegaConf
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
-    config = OmegaConf.load(str(files("r4b_verl.recipes") / "recipe" / "r4b_bpo.yaml"))
+    config = OmegaConf.load(str(files("r4b_verl.config") / "recipe" / "r4b_bpo.yaml"))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep:
@@ -166,7 +166,7 @@ def _reward_worker(index: int, count: int, args, conn) -> None:
     from verl.utils.reward_score import math_verify as math_verify_wrapper
     from verl.utils.reward_score.math_verify import compute_score as wrapper_score
 
-    from r4b_verl.reward_fns import STATS, reset_caches
+    from r4b_verl.reward import STATS, reset_caches
 
     ours = _recipe_reward_fn(args.set)
     loop = asyncio.new_event_loop()  # kept for the worker's life, like a Ray actor's loop
@@ -313,7 +313,7 @@ def main(argv=None) -> int:
         failed = failed or bool(bad)
         for name, t, cpu, verdicts, speed in (
             ("verl math_verify wrapper", res["t_theirs"], res["cpu_theirs"], theirs, ""),
-            ("r4b_verl.reward_fns", res["t_ours"], res["cpu_ours"], ours,
+            ("r4b_verl.reward", res["t_ours"], res["cpu_ours"], ours,
              f"{res['t_theirs'] / res['t_ours']:.1f}x / {res['cpu_theirs'] / res['cpu_ours']:.1f}x"),
         ):
             accuracy = sum(a == b for a, b in zip(verdicts, labels)) / n

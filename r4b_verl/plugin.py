@@ -1,5 +1,9 @@
 """verl plugin entry point: importing this module registers every r4b-verl part in this process.
 
+Registering means adding names to verl's registries (the ``bpo`` estimator, the ``bpo_bimode`` agent
+loop, the CPU platform and rollout); it changes no verl class. What a run changes is named by its
+config (``agent_loop_manager_class``) and listed in ``r4b_verl/verl_compat.py``.
+
 verl imports it in every process that imports verl (driver, TaskRunner, agent-loop, reward and
 model workers) through the ``verl.plugins`` entry point, or through
 ``VERL_USE_EXTERNAL_MODULES=r4b_verl.plugin`` where users disable entry-point discovery.
@@ -7,6 +11,8 @@ model workers) through the ``verl.plugins`` entry point, or through
 verl swallows entry-point load errors at debug level, which would leave ``bpo`` silently
 missing. So a failure here is made loud: it is logged at ERROR level with its cause, and a
 stand-in ``bpo`` estimator is registered that raises that cause when the trainer reaches it.
+In the driver, a ``+recipe=`` of ours that Hydra would not compose stops the process
+(``r4b_verl/recipe_guard.py``): SystemExit passes verl's ``except Exception``.
 """
 
 from __future__ import annotations
@@ -18,14 +24,15 @@ import sys
 import verl
 
 from r4b_verl import VERL_VERSION
+from r4b_verl.recipe_guard import RecipeNotComposedError, check_driver
 
 logger = logging.getLogger("r4b_verl")
 
 # Each module registers its parts with verl on import.
 REGISTERING_MODULES = (
-    "r4b_verl.cpu.registration",  # platform cpu + rollout hf_cpu (active only with VERL_PLATFORM=cpu)
+    "r4b_verl.backends.cpu.registration",  # platform cpu + rollout hf_cpu (active only with VERL_PLATFORM=cpu)
     "r4b_verl.advantage",  # algorithm.adv_estimator=bpo
-    "r4b_verl.rollout",  # rollout.agent.default_agent_loop=bpo_bimode, bpo/ metrics
+    "r4b_verl.rollout.agent_loop",  # rollout.agent.default_agent_loop=bpo_bimode
 )
 
 
@@ -55,10 +62,13 @@ def load() -> None:
     _check_verl_version()
     for name in REGISTERING_MODULES:
         importlib.import_module(name)
+    check_driver(sys.argv)
 
 
 try:
     load()
+except RecipeNotComposedError as exc:
+    sys.exit(f"[r4b-verl] ERROR: {exc}")
 except Exception as exc:  # noqa: BLE001 - re-raised below, after making it visible
     logger.error("r4b-verl plugin failed to load: %r", exc, exc_info=True)
     print(f"[r4b-verl] ERROR: plugin failed to load: {exc!r}", file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU demo of r4b-verl (what `make demo` runs): builds the tiny offline assets, then trains R-4B's
 # BPO with verl 0.9.1's real trainer on CPU for a few steps, and prints a summary table.
-# What the output means: r4b_verl/cpu/README.md. No GPU and no download needed.
+# What the output means: r4b_verl/backends/cpu/README.md. No GPU and no download needed.
 #
 #   recipes/run_demo_cpu.sh [extra Hydra overrides...]
 # Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (default 3).
@@ -18,7 +18,7 @@ STEPS=${STEPS:-3}
 rm -rf "$OUT"
 mkdir -p "$OUT/run"
 echo "== building tiny assets in $OUT/assets (tokenizer, model + bi-mode annealing, toy-math parquet)"
-"$PYTHON" -m r4b_verl.data --out "$OUT/assets"
+"$PYTHON" -m r4b_verl.demo --out "$OUT/assets"
 
 echo "== training: python -m verl.trainer.main_ppo +recipe=r4b_bpo_cpu ($STEPS steps)"
 cd "$OUT/run"  # verl writes relative paths (outputs/, checkpoints/) under the working directory
@@ -36,7 +36,7 @@ status=0
 if [[ -s "$OUT/metrics.jsonl" ]]; then
     echo
     echo "== summary (step 0 = validation before training; think rate = auto-mode thinking-trigger rate)"
-    "$PYTHON" -m r4b_verl.cpu.summary "$OUT/metrics.jsonl"
-    echo "metrics: $OUT/metrics.jsonl   explanation: r4b_verl/cpu/README.md"
+    "$PYTHON" -m r4b_verl.backends.cpu.summary "$OUT/metrics.jsonl"
+    echo "metrics: $OUT/metrics.jsonl   explanation: r4b_verl/backends/cpu/README.md"
 fi
 exit $status

@@ -83,7 +83,7 @@ def test_recipe_composes_through_main_ppo_with_our_values(tmp_path):
     rollout = cfg["actor_rollout_ref"]["rollout"]
     assert rollout["n"] % 2 == 0 and rollout["n"] >= 2
     assert rollout["agent"]["default_agent_loop"] == "bpo_bimode"
-    assert cfg["reward"]["custom_reward_function"]["path"] == "pkg://r4b_verl.reward_fns"
+    assert cfg["reward"]["custom_reward_function"]["path"] == "pkg://r4b_verl.reward"
     assert cfg["reward"]["custom_reward_function"]["name"] == "compute_score_async"
     assert cfg["bpo"]["think_fraction"] == 0.25  # command-line overrides still win over the recipe
     assert "recipe" not in cfg
@@ -101,3 +101,53 @@ def test_unknown_recipe_name_fails(tmp_path):
     out = compose_job(tmp_path, "+recipe=r4b_no_such_recipe")
     assert out.returncode != 0
     assert "r4b_no_such_recipe" in out.stderr and "recipe" in out.stderr
+
+
+# Every verl module a BPO run goes through, then every function reachable from their classes and module dicts.
+_SCAN = textwrap.dedent("""
+    import importlib, inspect, json, sys
+    import verl  # loads the plugin through its entry point
+    assert "r4b_verl.plugin" in sys.modules
+    for name in ["verl.trainer.main_ppo", "verl.trainer.ppo.v1", "verl.trainer.ppo.v1.trainer_base",
+                 "verl.experimental.agent_loop.agent_loop", "verl.experimental.agent_loop.single_turn_agent_loop",
+                 "verl.trainer.ppo.v1.agent_loop_tq", "verl.trainer.ppo.core_algos", "verl.workers.rollout.base",
+                 "verl.workers.rollout.replica", "verl.workers.engine.fsdp.transformer_impl", "torch.distributed"]:
+        importlib.import_module(name)
+
+    def ours(obj):  # by where its code lives: functools.wraps copies __module__ from the wrapped function
+        fn = getattr(obj, "__func__", obj)
+        fn = getattr(fn, "fget", fn)
+        filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
+        return "/r4b_verl/" in (filename if isinstance(filename, str) else "") or (getattr(fn, "__module__", None) or "").startswith("r4b_verl")
+
+    def scan():
+        found = set()
+        for modname, mod in list(sys.modules.items()):
+            if not (modname.startswith("verl") or modname.startswith("torch.distributed")) or mod is None:
+                continue
+            for attr, obj in list(vars(mod).items()):
+                if callable(obj) and ours(obj):
+                    found.add(f"{modname}.{attr}")
+                cls = getattr(obj, "__ray_actor_class__", obj)
+                if inspect.isclass(cls) and cls.__module__ == modname:
+                    found |= {f"{cls.__qualname__}.{k}" for k, v in vars(cls).items() if ours(v)}
+        return sorted(found)
+
+    before = scan()
+    from r4b_verl import verl_compat
+    verl_compat.apply((verl_compat.TRAINER_METRICS,))  # what BPOAgentLoopManager does in a BPO run
+    print(json.dumps({"plugin_import": before, "bpo_run": scan()}))
+""")
+
+
+def test_importing_the_plugin_changes_no_verl_class(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "VERL_PLATFORM"}  # not the CPU backend's run
+    out = subprocess.run([sys.executable, "-c", _SCAN], cwd=tmp_path, env={**env, "VERL_USE_EXTERNAL_PLUGINS": "auto"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    import json
+
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["plugin_import"] == []
+    # the control: the scan does see a replaced method, and only the run that names the manager has one
+    assert result["bpo_run"] == ["PPOTrainer._compute_metrics", "PPOTrainer._val_metrics_update"]

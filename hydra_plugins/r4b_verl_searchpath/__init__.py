@@ -3,7 +3,7 @@
 Hydra discovers plugins by importing every sub-package of the ``hydra_plugins`` namespace
 package (which therefore has no ``__init__.py``). With this one installed,
 ``python -m verl.trainer.main_ppo +recipe=r4b_bpo`` resolves ``recipe/r4b_bpo.yaml`` from
-``r4b_verl.recipes``; an unknown ``+recipe=name`` fails with Hydra's "Could not find" error
+``r4b_verl.config``; an unknown ``+recipe=name`` fails with Hydra's "Could not find" error
 instead of silently becoming a plain ``recipe:`` key.
 """
 
@@ -13,4 +13,4 @@ from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 class R4BVerlSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        search_path.append(provider="r4b-verl", path="pkg://r4b_verl.recipes")
+        search_path.append(provider="r4b-verl", path="pkg://r4b_verl.config")

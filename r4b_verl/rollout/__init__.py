@@ -1,14 +1,10 @@
-"""Bi-mode rollout for BPO: the ``bpo_bimode`` agent loop, its prefixes, options and ``bpo/`` metrics.
+"""Stage 2 generation: the ``bpo_bimode`` agent loop, its prefixes and options, the BPO worker and manager.
 
-Importing this package (``r4b_verl.plugin`` does, in every verl process) registers the agent loop
-with verl and installs the worker and trainer hooks (see ``worker_hooks.py`` and ``metrics.py``).
-User documentation: ``r4b_verl/rollout/README.md``.
+- ``agent_loop``: the loop (a ``SingleTurnAgentLoop`` subclass), registered with verl on import
+  (``r4b_verl.plugin`` imports it in every verl process);
+- ``prefixes`` / ``options``: the mode prefixes per model family and the ``bpo:`` config block;
+- ``worker``: ``BPOAgentLoopManager`` / ``BPOAgentLoopWorker``, which the recipe names through
+  ``actor_rollout_ref.rollout.agent.agent_loop_manager_class``.
+
+User documentation: ``r4b_verl/rollout/README.md``. Importing this package registers nothing.
 """
-
-from r4b_verl.rollout import metrics, worker_hooks
-from r4b_verl.rollout.agent_loop import AGENT_LOOP_NAME, BPOBiModeAgentLoop  # registers "bpo_bimode"
-
-worker_hooks.install()
-metrics.install()
-
-__all__ = ["AGENT_LOOP_NAME", "BPOBiModeAgentLoop"]

@@ -22,8 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
-MODES = ("think", "no_think", "auto")
+from r4b_verl.think import MODES, THINK_CLOSE, THINK_OPEN
 
 
 @dataclass(frozen=True)
@@ -205,19 +204,28 @@ def check_prefixes(
     return tokens
 
 
-def detect_chosen_mode(response_text: str, opened: str) -> str:
-    """Which mode a response took: ``no_think`` iff its think block is empty (or absent), else ``think``.
+class CheckedPrefixes:
+    """Per-process cache of :func:`check_prefixes` results: verl builds one loop per trajectory.
 
-    ``opened`` is the part of the think block already in the prompt (``template_opens`` + the
-    prefix, e.g. ``"<think>"`` in auto mode), since the response alone starts inside it. A block
-    that never closes counts as thinking (the model was still reasoning at the length limit).
+    Each entry keeps its tokenizer and processor alive, so their ``id()`` in the key cannot be reused
+    by other objects (a stale hit would skip the checks for a different tokenizer or template).
     """
-    text = opened + response_text
-    start = text.find(THINK_OPEN)
-    if start < 0:
-        return "no_think"  # the model did not open a think block at all
-    start += len(THINK_OPEN)
-    end = text.find(THINK_CLOSE, start)
-    if end < 0:
-        return "think"
-    return "no_think" if not text[start:end].strip() else "think"
+
+    def __init__(self):
+        self._entries: dict[tuple, tuple[Any, Any, PrefixTokens]] = {}
+
+    def get(self, options, tokenizer, processor, chat_template_kwargs) -> PrefixTokens:
+        """The checked prefix tokens of ``options`` (a ``BPORolloutOptions``) for this tokenizer and template."""
+        key = (options, id(tokenizer), id(processor), repr(sorted((chat_template_kwargs or {}).items())))
+        if key not in self._entries:
+            tokens = check_prefixes(
+                options.preset(), tokenizer, processor, chat_template_kwargs, train_mode_token=options.train_mode_token
+            )
+            self._entries[key] = (tokenizer, processor, tokens)
+        return self._entries[key][2]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+CHECKED_PREFIXES = CheckedPrefixes()

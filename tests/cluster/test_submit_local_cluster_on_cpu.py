@@ -199,7 +199,7 @@ def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
 
     assets = temp_dir / "assets"
     # a random model is enough for the plumbing (no bi-mode annealing: that is minutes on a busy CPU)
-    subprocess.run([sys.executable, "-m", "r4b_verl.data", "--out", str(assets), "--anneal-steps", "0"],
+    subprocess.run([sys.executable, "-m", "r4b_verl.demo", "--out", str(assets), "--anneal-steps", "0"],
                    check=True, cwd=temp_dir, capture_output=True, timeout=min(300, left()))
     print(f"[{time.monotonic() - start:6.1f}s] demo assets built")
     job = [f"RAY_ADDRESS=http://127.0.0.1:{DASHBOARD_PORT}", "RECIPE=r4b_bpo_cpu", f"MODEL={assets / 'model'}",

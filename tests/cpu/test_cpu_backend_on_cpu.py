@@ -1,4 +1,4 @@
-"""Unit tests of the CPU backend (r4b_verl/cpu): inert unless selected, exact log-probs, weight sync,
+"""Unit tests of the CPU backend (r4b_verl/backends/cpu): inert unless selected, exact log-probs, weight sync,
 patches guarded by the verl version, the CPU overlay's composition, the toy-math rows."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import pytest
 import torch
 
 import verl  # noqa: F401 - loads the r4b_verl plugin
-from r4b_verl.cpu import patches
-from r4b_verl.cpu.platform import PlatformCPU
-from r4b_verl.cpu.registration import cpu_selected_on_command_line
-from r4b_verl.cpu.server import HFCPUServer, _filter_logits
-from r4b_verl.data.tiny import build_model, build_tokenizer
-from r4b_verl.data.toy_math import make_rows
+from r4b_verl import verl_compat
+from r4b_verl.backends.cpu.platform import PlatformCPU
+from r4b_verl.backends.cpu.registration import cpu_selected_on_command_line
+from r4b_verl.backends.cpu.server import HFCPUServer, _filter_logits
+from r4b_verl.demo.tiny import build_model, build_tokenizer
+from r4b_verl.demo.toy_math import make_rows
 
 
 # --- registration: names everywhere, activation only when selected -------------------------------
@@ -42,7 +42,7 @@ def test_rollout_names_registered():
     from verl.workers.rollout.base import get_rollout_class
     from verl.workers.rollout.replica import RolloutReplicaRegistry
 
-    from r4b_verl.cpu.rollout import HFCPUReplica, HFCPUServerAdapter
+    from r4b_verl.backends.cpu.rollout import HFCPUReplica, HFCPUServerAdapter
 
     assert RolloutReplicaRegistry.get("hf_cpu") is HFCPUReplica
     assert get_rollout_class("hf_cpu", "async") is HFCPUServerAdapter
@@ -72,7 +72,7 @@ _PROBE = textwrap.dedent(
     from verl.workers.engine.base import EngineRegistry
     print(json.dumps({
         "platform": get_platform().device_name,
-        "patched": bool(getattr(dist.init_process_group, "_r4b_cpu_patched", False)),
+        "patched": bool(getattr(dist.init_process_group, "_r4b_patched", False)),
         "cpu_engine": "cpu" in EngineRegistry._engines.get("language_model", {}).get("fsdp2", {}),
     }))
     """
@@ -113,7 +113,7 @@ def test_gloo_backend_string_deduplicated(monkeypatch):
         seen.update(kwargs)
 
     monkeypatch.setattr(dist, "init_process_group", fake_init)
-    patches._dedupe_gloo_backend()
+    verl_compat._dedupe_gloo_backend()
     dist.init_process_group(backend="cpu:gloo,cpu:gloo", rank=0, world_size=1)
     assert seen["backend"] == "cpu:gloo"
     dist.init_process_group(backend="cpu:gloo,cuda:nccl")
@@ -121,13 +121,13 @@ def test_gloo_backend_string_deduplicated(monkeypatch):
 
 
 def test_patches_refuse_another_verl(monkeypatch):
-    monkeypatch.setattr(patches.verl, "__version__", "0.9.2")
-    with pytest.raises(patches.CPUPatchError, match=r"written for verl==0\.9\.1.*0\.9\.2"):
-        patches.apply_cpu_patches()
+    monkeypatch.setattr(verl_compat.verl, "__version__", "0.9.2")
+    with pytest.raises(verl_compat.VerlCompatError, match=r"written for verl==0\.9\.1.*0\.9\.2"):
+        verl_compat.apply(verl_compat.CPU_PATCHES)
 
 
 def test_every_patch_says_why():
-    assert patches.PATCHES and all(p.name and len(p.why) > 20 for p in patches.PATCHES)
+    assert verl_compat.ALL_PATCHES and all(p.name and len(p.why) > 20 for p in verl_compat.ALL_PATCHES)
 
 
 # --- the hf_cpu server -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from r4b_verl.reward_fns import compute_score
+from r4b_verl.reward import compute_score
 
 PYTHON = sys.executable
 N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thinking per prompt
@@ -75,7 +75,7 @@ def _train(root: Path, assets: Path, name: str, steps: int, *extra: str):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e_cpu")
     assets = root / "assets"
-    _run([PYTHON, "-m", "r4b_verl.data", "--out", str(assets)], cwd=root, log=root / "assets.log", timeout=600)
+    _run([PYTHON, "-m", "r4b_verl.demo", "--out", str(assets)], cwd=root, log=root / "assets.log", timeout=600)
     first = _train(root, assets, "first", 2)
     resumed = _train(root, assets, "resumed", 3, "trainer.val_before_train=false")
     return {"root": root, "first": first, "resumed": resumed}

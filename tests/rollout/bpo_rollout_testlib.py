@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import torch
 
-from r4b_verl.data.tiny import build_tokenizer
+from r4b_verl.demo.tiny import build_tokenizer
 
 PROMPT = [{"role": "user", "content": "What is 12 + 30? Put the final answer in \\boxed{}."}]
 
@@ -124,7 +124,7 @@ def run_prompt(worker, fake_tq, prompt=PROMPT, validate=False, uid="u0", data_so
 
 
 def run_session(worker, prompt=PROMPT, **row):
-    """One training session through the worker's (hooked) ``_run_agent_loop``; pass ``session_id`` in ``row``."""
+    """One training session through the worker's ``_run_agent_loop``; pass ``session_id`` in ``row``."""
     trajectory = {"step": 1, "sample_index": 0, "rollout_n": 0, "validate": False}
     return asyncio.run(worker._run_agent_loop({"logprobs": True}, trajectory, agent_name="bpo_bimode",
                                               raw_prompt=prompt, uid="u", global_steps=1, index=0, **row))

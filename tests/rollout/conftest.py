@@ -1,5 +1,6 @@
-"""Fixtures: a tiny real model/tokenizer, verl's real config and AgentLoopWorkerTQ, CPU stand-ins for
-the rollout server, the reward worker and TransferQueue (the only parts faked: they need GPUs/Ray)."""
+"""Fixtures: a tiny real model/tokenizer, verl's real config, the BPO worker (verl's AgentLoopWorkerTQ
+subclass the recipe names), CPU stand-ins for the rollout server, the reward worker and TransferQueue
+(the only parts faked: they need GPUs/Ray)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import verl  # noqa: F401  - loads the r4b_verl plugin: registers bpo_bimode, installs the hooks
-from r4b_verl.data.tiny import build_model, build_tokenizer
+import verl  # noqa: F401  - loads the r4b_verl plugin: registers bpo_bimode
+from r4b_verl.demo.tiny import build_model, build_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper module importable
 from bpo_rollout_testlib import PROMPT, FakeRewardWorker, FakeServer, FakeTQ, HFServer, pair, run_prompt  # noqa: E402
@@ -59,10 +60,8 @@ def fake_tq(monkeypatch):
 
 @pytest.fixture
 def make_worker(fake_tq):
-    """make_worker(config, server_factory=FakeServer, reward=False) -> verl's real AgentLoopWorkerTQ class."""
-    from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
-
-    worker_cls = AgentLoopWorkerTQ.__ray_actor_class__  # the class behind @ray.remote
+    """make_worker(config, server_factory=FakeServer, reward=False) -> the BPO worker, as BPOAgentLoopManager builds it."""
+    from r4b_verl.rollout.worker import BPOAgentLoopWorker as worker_cls  # ray.remote() of it is what verl starts
 
     def _make(config, server_factory=FakeServer, reward=False):
         from transformers import AutoTokenizer

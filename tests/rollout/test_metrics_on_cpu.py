@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from r4b_verl.rollout.metrics import (
+from r4b_verl.metrics import (
     compute_bpo_metrics,
     compute_bpo_val_metrics,
     train_metrics_from_transfer_queue,
@@ -82,7 +82,17 @@ def test_train_hook_reads_the_step_from_transfer_queue(compose, make_worker, fak
     assert m["bpo/think/response_length/mean"] == pytest.approx(sum(think_len) / 4)
 
 
-def test_val_hook_adds_bpo_keys_to_verls_validation_metrics(compose, make_worker, fake_tq, helpers):
+@pytest.fixture
+def trainer_metrics():
+    """verl_compat.TRAINER_METRICS applied, as BPOAgentLoopManager does in a BPO run; undone afterwards."""
+    from r4b_verl import verl_compat
+
+    verl_compat.apply((verl_compat.TRAINER_METRICS,))
+    yield
+    verl_compat.restore_all()
+
+
+def test_val_hook_adds_bpo_keys_to_verls_validation_metrics(compose, make_worker, fake_tq, helpers, trainer_metrics):
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     config = compose("actor_rollout_ref.rollout.val_kwargs.n=2", "actor_rollout_ref.rollout.response_length=32")
@@ -107,18 +117,26 @@ def test_val_hook_adds_bpo_keys_to_verls_validation_metrics(compose, make_worker
 
 
 def test_hooks_refuse_a_changed_verl_signature():
-    from r4b_verl.rollout.metrics import _check_signature
+    from r4b_verl.verl_compat import check_signature
 
     def _compute_metrics(self, batch_meta, metrics):
         pass
 
-    with pytest.raises(RuntimeError, match="the hook needs updating"):
-        _check_signature(_compute_metrics, ("self", "batch", "metrics"))
+    with pytest.raises(RuntimeError, match="r4b_verl/verl_compat.py needs updating"):
+        check_signature(_compute_metrics, ("self", "batch", "metrics"))
 
 
-def test_hooks_installed_on_verl_classes():
-    from verl.experimental.agent_loop.agent_loop import AgentLoopWorker, _agent_loop_registry
+def test_trainer_metrics_patch_is_applied_and_undone_by_its_owner():
+    from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
     from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
+    from r4b_verl import verl_compat
+
     assert _agent_loop_registry["bpo_bimode"] == {"_target_": "r4b_verl.rollout.agent_loop.BPOBiModeAgentLoop"}
-    assert AgentLoopWorker._r4b_bpo_hooks and PPOTrainer._r4b_bpo_metrics
+    original = PPOTrainer._compute_metrics
+    assert not getattr(original, "_r4b_patched", False)  # importing the plugin changed nothing
+    verl_compat.apply((verl_compat.TRAINER_METRICS,))
+    verl_compat.apply((verl_compat.TRAINER_METRICS,))  # idempotent: wrapped once
+    assert PPOTrainer._compute_metrics.__wrapped__ is original
+    verl_compat.restore_all()
+    assert PPOTrainer._compute_metrics is original

@@ -3,7 +3,8 @@
 import pytest
 from bpo_rollout_testlib import R1_TEMPLATE, with_template
 
-from r4b_verl.rollout.prefixes import PRESETS, check_prefixes, detect_chosen_mode, resolve_preset
+from r4b_verl.rollout.prefixes import PRESETS, check_prefixes, resolve_preset
+from r4b_verl.think import chosen_mode as detect_chosen_mode
 
 NL = "Ċ"  # byte-level BPE spelling of "\n" (this tokenizer has no "\n\n" merge)
 EXPECTED = {

@@ -46,7 +46,7 @@ def test_mode_reaches_the_reward_extra_info(compose, make_worker, fake_tq, helpe
     seen = worker.test_rewards[0].seen  # what verl's reward managers merge into extra_info
     assert sorted(s["bpo_mode"] for s in seen) == ["no_think", "think"]
     assert all(s["bpo_chosen_mode"] in ("think", "no_think") for s in seen)
-    for row in rows:  # the worker hook adds the numbers the validation metrics need
+    for row in rows:  # the BPO worker adds the numbers the validation metrics need
         info = row["extra_fields"]["reward_extra_info"]
         assert info["acc"] == 1.0 and info["bpo_response_length"] == row["responses"].numel()
         assert info["bpo_think"] == (1.0 if row["extra_fields"]["bpo_chosen_mode"] == "think" else 0.0)

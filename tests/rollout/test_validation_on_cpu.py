@@ -32,7 +32,7 @@ def test_forced_validation_mode(compose, make_worker, fake_tq, helpers, val_mode
 
 
 def test_training_rows_still_split(compose, make_worker, fake_tq, helpers):
-    # the validate flag comes from verl's trajectory (via the worker hook), not from the sampling params
+    # the validate flag comes from verl's trajectory (via the BPO worker), not from the sampling params
     worker = make_worker(compose("actor_rollout_ref.rollout.val_kwargs.temperature=1.0"))
     rows = helpers.run_prompt(worker, fake_tq, validate=False)
     assert [r["extra_fields"]["bpo_mode"] for r in rows] == ["think", "think", "no_think", "no_think"]

@@ -1,0 +1,116 @@
+"""The BPO agent-loop worker and its manager, named by the recipe through verl's public hook.
+
+``actor_rollout_ref.rollout.agent.agent_loop_manager_class: r4b_verl.rollout.worker.BPOAgentLoopManager``
+makes verl's V1 TaskRunner build :class:`BPOAgentLoopManager`, which hands verl the worker subclass
+:class:`BPOAgentLoopWorker` (the pattern of verl-recipe's ``dynamo`` recipe). Only runs whose config
+names the manager are touched; the worker overrides three steps of verl's ``AgentLoopWorkerTQ``:
+
+* ``__init__``: after verl's own init, the bi-mode start-up checks (config, split, prefixes against
+  the real tokenizer and chat template), so a bad setup fails when the workers start, with a message
+  naming the key, instead of every rollout failing later in a background task;
+* ``_run_agent_loop``: runs the loop inside ``rollout_phase(validate=...)``, since verl tells agent
+  loops nothing about validation;
+* ``_compute_score``: after the reward, adds ``bpo_think`` and ``bpo_response_length`` to the
+  ``reward_extra_info`` of bi-mode responses, which is all verl's validation metrics can read
+  (it also logs them per data source as ``val-aux/<source>/bpo_think/...``).
+
+The manager also turns on ``verl_compat.TRAINER_METRICS`` (the ``bpo/`` training metrics), in the
+TaskRunner process of this run only.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import ray
+from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
+
+from r4b_verl import verl_compat
+from r4b_verl.metrics import reward_info_for_metrics
+from r4b_verl.recipe_guard import refuse_plain_recipe_key
+from r4b_verl.rollout.agent_loop import rollout_phase
+from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
+from r4b_verl.rollout.prefixes import CHECKED_PREFIXES
+from r4b_verl.think import CHOSEN_MODE_KEY, FORCED_MODES
+
+logger = logging.getLogger("r4b_verl")
+
+
+def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
+    """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones."""
+    refuse_plain_recipe_key(config)
+    options = BPORolloutOptions.from_trainer_config(config)
+    if not config.trainer.get("use_v1", True):
+        raise BPOConfigError(
+            "bpo_bimode needs trainer.use_v1=true: the legacy trainer gives agent loops no session_id, so the "
+            "g thinking and g non-thinking responses of a prompt cannot be told apart"
+        )
+    rollout = config.actor_rollout_ref.rollout
+    options.check_split(rollout.n)
+    truncation = check_truncation(config.data)
+    tokens = CHECKED_PREFIXES.get(options, tokenizer, processor, config.data.get("apply_chat_template_kwargs", {}))
+    if rollout.prompt_length <= tokens.max_len:
+        raise BPOConfigError(
+            f"actor_rollout_ref.rollout.prompt_length={rollout.prompt_length} leaves no room for a prompt next to "
+            f"the {tokens.max_len}-token mode prefix of bpo.prefix_preset={tokens.preset.name}"
+        )
+    max_prompt = config.data.get("max_prompt_length", None)
+    if max_prompt is not None and max_prompt + tokens.max_len > rollout.prompt_length:
+        logger.warning(
+            "bpo: data.max_prompt_length=%s plus the %d-token mode prefix exceeds actor_rollout_ref.rollout."
+            "prompt_length=%s: prompts near the limit will be %s (data.truncation=%s). "
+            "Set actor_rollout_ref.rollout.prompt_length=%s to avoid it.",
+            max_prompt, tokens.max_len, rollout.prompt_length,
+            "refused" if truncation == "error" else "truncated", truncation, max_prompt + tokens.max_len,
+        )
+    if options.train_mode_token:
+        moved = max(len(tokens.decision_tail(m)) for m in FORCED_MODES)
+        if rollout.response_length <= moved:
+            raise BPOConfigError(
+                f"actor_rollout_ref.rollout.response_length={rollout.response_length} leaves no room to generate "
+                f"after the {moved} forced prefix tokens bpo.train_mode_token=true moves into the response"
+            )
+        if not rollout.get("calculate_log_probs", False):
+            raise BPOConfigError(
+                "bpo.train_mode_token=true needs actor_rollout_ref.rollout.calculate_log_probs=true: the forced "
+                "token's correction is carried by its rollout log-prob"
+            )
+        corr = config.algorithm.get("rollout_correction", None) or {}
+        if not (corr.get("bypass_mode", False) or corr.get("rollout_is", None)):
+            logger.warning(
+                "bpo.train_mode_token=true without algorithm.rollout_correction.bypass_mode=true or "
+                "algorithm.rollout_correction.rollout_is=token: the forced decision token is trained with the "
+                "plain PPO ratio, without the correction for having been forced (see r4b_verl/rollout/README.md)"
+            )
+
+
+class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class behind verl's @ray.remote
+    """verl's V1 agent-loop worker with the bi-mode start-up checks, phase and metrics info."""
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(config, *args, **kwargs)
+        startup_check(config, self.tokenizer, self.processor)
+
+    async def _run_agent_loop(self, sampling_params, trajectory, *args, **kwargs):
+        with rollout_phase(validate=bool(trajectory["validate"])):
+            return await super()._run_agent_loop(sampling_params, trajectory, *args, **kwargs)
+
+    async def _compute_score(self, outputs, kwargs):
+        await super()._compute_score(outputs, kwargs)
+        final = outputs[-1]
+        info = final.extra_fields.get("reward_extra_info")
+        if CHOSEN_MODE_KEY in final.extra_fields and isinstance(info, dict):
+            final.extra_fields["reward_extra_info"] = reward_info_for_metrics(
+                final.extra_fields, info, len(final.response_ids)
+            )
+
+
+class BPOAgentLoopManager(AgentLoopManagerTQ):
+    """verl's V1 agent-loop manager, with :class:`BPOAgentLoopWorker` workers and the ``bpo/`` trainer metrics."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)  # AgentLoopManagerTQ sets its worker class first; ours replaces it
+        self.agent_loop_workers_class = ray.remote(BPOAgentLoopWorker)
+        refuse_plain_recipe_key(self.config)
+        verl_compat.apply((verl_compat.TRAINER_METRICS,))
