@@ -24,14 +24,15 @@ import logging
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
 
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
-from r4b_verl.rollout.prefixes import CHECKED_PREFIXES
-from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, PREFIX_KEY, chosen_mode
+from r4b_verl.rollout.prefixes import CHECKED_PREFIXES, PrefixTokens
+from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, PREFIX_KEY, THINK_CLOSE, THINK_OPEN, chosen_mode
 
 logger = logging.getLogger(__file__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -56,6 +57,54 @@ def _in_ray_actor() -> bool:
     import ray
 
     return ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+
+
+@dataclass(frozen=True)
+class LoopSetup:
+    """What every loop of a worker shares, read and checked once: options, prefixes, the prompt budget."""
+
+    options: BPORolloutOptions
+    truncation: str
+    prefixes: PrefixTokens
+    n: int  # rollout.n
+    opened: dict[str, str]  # mode -> the text of the think block the prompt already holds
+    close_id: int | None  # the </think> token, when it is one token
+
+
+class LoopSetups:
+    """Per-process cache of :class:`LoopSetup`, keyed by the objects verl hands every loop of a worker.
+
+    verl builds one loop per trajectory from the worker's config, tokenizer and processor; reading the
+    ``bpo:`` block each time costs more than the rest of the loop's own work. Entries keep their keys'
+    objects alive, so an ``id()`` is never reused by another object while cached.
+    """
+
+    def __init__(self):
+        self._entries: dict[tuple[int, int, int], tuple[Any, Any, Any, LoopSetup]] = {}
+
+    def get(self, loop: "BPOBiModeAgentLoop") -> LoopSetup:
+        key = (id(loop.config), id(loop.tokenizer), id(loop.processor))
+        if key not in self._entries:
+            options = BPORolloutOptions.from_trainer_config(loop.config)
+            prefixes = CHECKED_PREFIXES.get(options, loop.tokenizer, loop.processor, loop.apply_chat_template_kwargs)
+            opened = {m: prefixes.preset.template_opens + loop.tokenizer.decode(prefixes.ids[m]) for m in MODES}
+            close = loop.tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
+            setup = LoopSetup(
+                options=options,
+                truncation=check_truncation(loop.data_config),
+                prefixes=prefixes,
+                n=loop.rollout_config.n,
+                opened=opened,
+                close_id=close[0] if len(close) == 1 else None,
+            )
+            self._entries[key] = (loop.config, loop.tokenizer, loop.processor, setup)
+        return self._entries[key][3]
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+LOOP_SETUPS = LoopSetups()
 
 
 def fit_prompt(base_ids: list[int], budget: int, truncation: str, multimodal: bool) -> list[int]:
@@ -92,9 +141,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.options = BPORolloutOptions.from_trainer_config(self.config)
-        self.truncation = check_truncation(self.data_config)
-        self.prefixes = CHECKED_PREFIXES.get(self.options, self.tokenizer, self.processor, self.apply_chat_template_kwargs)
+        self.setup = LOOP_SETUPS.get(self)
+        self.options, self.prefixes = self.setup.options, self.setup.prefixes
         self.mode: str | None = None  # this trajectory's (verl builds one loop per trajectory)
 
     async def run(self, sampling_params: dict[str, Any], **kwargs) -> AgentLoopOutput:
@@ -129,7 +177,7 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
             ),
         )
         budget = self.prompt_length - self.prefixes.max_len
-        base_ids = fit_prompt(list(base_ids), budget, self.truncation, multimodal=bool(images or videos or audios))
+        base_ids = fit_prompt(list(base_ids), budget, self.setup.truncation, multimodal=bool(images or videos or audios))
         return base_ids + self.prefixes.ids[self.mode]
 
     def is_validation(self) -> bool:
@@ -152,7 +200,7 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
                 "responses as an independent row, so the loop cannot tell which mode a response belongs to. "
                 "Use trainer.use_v1=true."
             )
-        n = self.rollout_config.n
+        n = self.setup.n
         self.options.check_split(n)
         session_id = int(session_id)
         if not 0 <= session_id < n:
@@ -183,10 +231,19 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
             output.response_logprobs = (forced + output.response_logprobs)[:cap]
 
     def chosen_mode(self, response_ids: list[int], moved: list[int]) -> str:
-        """The mode the response took, read from its think block (tags kept: no skip_special_tokens)."""
-        prefix_ids = self.prefixes.ids[self.mode]
-        in_prompt = prefix_ids[: len(prefix_ids) - len(moved)]
-        opened = self.prefixes.preset.template_opens + self.tokenizer.decode(in_prompt)
+        """The mode the response took, read from its think block (tags kept: no skip_special_tokens).
+
+        When the prompt opened the block, only the text up to the response's first ``</think>`` decides
+        (``think.chosen_mode``), so the response is decoded up to that token only: thinking responses are long.
+        """
+        if moved:  # part of the prefix moved into the response: the prompt holds less of the block
+            prefix_ids = self.prefixes.ids[self.mode]
+            opened = self.prefixes.preset.template_opens + self.tokenizer.decode(prefix_ids[: len(prefix_ids) - len(moved)])
+        else:
+            opened = self.setup.opened[self.mode]
+        close_id = self.setup.close_id
+        if close_id is not None and THINK_OPEN in opened and close_id in response_ids:
+            response_ids = response_ids[: response_ids.index(close_id) + 1]
         return chosen_mode(self.tokenizer.decode(response_ids), opened)
 
 

@@ -104,3 +104,17 @@ def test_mode_token_moves_into_the_response_when_driven_directly(build):
     assert moved and out.prompt_ids == call.prompt_ids[: -len(moved)]
     assert out.response_ids[: len(moved)] == moved and out.response_mask[0] == 1
     assert call.sampling_params["max_tokens"] == d.loop.response_length - len(moved)
+
+
+@pytest.mark.parametrize("mode", ["think", "no_think", "auto"])
+@pytest.mark.parametrize("reply", ["\nreasoning\n</think>\n\n42", "\n\n</think>\n\n42", "</think>42", "no close at all",
+                                   "a </think> b <think> c </think> d", "\n\n</think>\n<think>late</think>x", ""])
+def test_chosen_mode_reads_the_same_as_the_whole_decoded_response(build, mode, reply):
+    # the loop decodes only up to the first </think>; the verdict must be the contract's on the full text
+    from r4b_verl.think import chosen_mode
+
+    d = build()
+    d.loop.mode = mode
+    ids = d.tok.encode(reply, add_special_tokens=False)
+    opened = d.loop.prefixes.preset.template_opens + d.tok.decode(d.loop.prefixes.ids[mode])
+    assert d.loop.chosen_mode(ids, []) == chosen_mode(d.tok.decode(ids), opened)
