@@ -32,7 +32,9 @@ from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentL
 
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
 from r4b_verl.rollout.prefixes import CHECKED_PREFIXES, PrefixTokens
-from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, PREFIX_KEY, THINK_CLOSE, THINK_OPEN, chosen_mode
+from r4b_verl.think import (
+    AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, NO_THINK, PREFIX_KEY, THINK, THINK_CLOSE, THINK_OPEN, chosen_mode,
+)
 
 logger = logging.getLogger(__file__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -68,7 +70,6 @@ class LoopSetup:
     prefixes: PrefixTokens
     n: int  # rollout.n
     opened: dict[str, str]  # mode -> the text of the think block the prompt already holds
-    close_id: int | None  # the </think> token, when it is one token
 
 
 class LoopSetups:
@@ -88,14 +89,12 @@ class LoopSetups:
             options = BPORolloutOptions.from_trainer_config(loop.config)
             prefixes = CHECKED_PREFIXES.get(options, loop.tokenizer, loop.processor, loop.apply_chat_template_kwargs)
             opened = {m: prefixes.preset.template_opens + loop.tokenizer.decode(prefixes.ids[m]) for m in MODES}
-            close = loop.tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
             setup = LoopSetup(
                 options=options,
                 truncation=check_truncation(loop.data_config),
                 prefixes=prefixes,
                 n=loop.rollout_config.n,
                 opened=opened,
-                close_id=close[0] if len(close) == 1 else None,
             )
             self._entries[key] = (loop.config, loop.tokenizer, loop.processor, setup)
         return self._entries[key][3]
@@ -105,6 +104,38 @@ class LoopSetups:
 
 
 LOOP_SETUPS = LoopSetups()
+
+
+def _early_verdict(text: str) -> str | None:
+    """``think.chosen_mode(full, "")`` if every ``full`` starting with ``text`` gets the same verdict, else None."""
+    start = text.find(THINK_OPEN)
+    if start < 0:
+        return None  # a later <think> may still open the block
+    start += len(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start)
+    if end >= 0:
+        return NO_THINK if not text[start:end].strip() else THINK
+    content = text[start:].lstrip()
+    if not content or THINK_CLOSE.startswith(content):
+        return None  # only whitespace so far, or what may become </think>
+    return THINK
+
+
+def read_chosen_mode(decode, response_ids: list[int], opened: str, first: int = 8) -> str:
+    """``think.chosen_mode(decode(response_ids), opened)``, decoding only as much of the response as decides it.
+
+    The verdict hangs on the first characters of the think block, so the response is decoded in growing
+    heads (``first``, 4x, ...) until one decides it: a thinking response of thousands of tokens is
+    settled by its first few. A head's trailing replacement characters (a multibyte character cut at
+    the head's end) are left out; decoding a head gives a prefix of the full decoding otherwise.
+    """
+    size = first
+    while size < len(response_ids):
+        verdict = _early_verdict(opened + decode(response_ids[:size]).rstrip("\ufffd"))
+        if verdict is not None:
+            return verdict
+        size *= 4
+    return chosen_mode(decode(response_ids), opened)
 
 
 def fit_prompt(base_ids: list[int], budget: int, truncation: str, multimodal: bool) -> list[int]:
@@ -233,18 +264,15 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
     def chosen_mode(self, response_ids: list[int], moved: list[int]) -> str:
         """The mode the response took, read from its think block (tags kept: no skip_special_tokens).
 
-        When the prompt opened the block, only the text up to the response's first ``</think>`` decides
-        (``think.chosen_mode``), so the response is decoded up to that token only: thinking responses are long.
+        Only the first characters of the block decide, so only a head of the response is decoded
+        (:func:`read_chosen_mode`): thinking responses are long.
         """
         if moved:  # part of the prefix moved into the response: the prompt holds less of the block
             prefix_ids = self.prefixes.ids[self.mode]
             opened = self.prefixes.preset.template_opens + self.tokenizer.decode(prefix_ids[: len(prefix_ids) - len(moved)])
         else:
             opened = self.setup.opened[self.mode]
-        close_id = self.setup.close_id
-        if close_id is not None and THINK_OPEN in opened and close_id in response_ids:
-            response_ids = response_ids[: response_ids.index(close_id) + 1]
-        return chosen_mode(self.tokenizer.decode(response_ids), opened)
+        return read_chosen_mode(self.tokenizer.decode, response_ids, opened)
 
 
 __all__ = ["AGENT_LOOP_NAME", "MANAGER_CLASS", "BPOBiModeAgentLoop", "fit_prompt", "rollout_phase"]

@@ -118,3 +118,23 @@ def test_chosen_mode_reads_the_same_as_the_whole_decoded_response(build, mode, r
     ids = d.tok.encode(reply, add_special_tokens=False)
     opened = d.loop.prefixes.preset.template_opens + d.tok.decode(d.loop.prefixes.ids[mode])
     assert d.loop.chosen_mode(ids, []) == chosen_mode(d.tok.decode(ids), opened)
+
+
+def test_reading_a_head_of_the_response_gives_the_full_verdict_on_random_responses(build):
+    # tags whole and in pieces, whitespace, words, a multibyte character the BPE splits across tokens
+    import random
+
+    from r4b_verl.rollout.agent_loop import read_chosen_mode
+    from r4b_verl.think import chosen_mode
+
+    d = build()
+    pieces = [" ", "\n", "\n\n", "<think>", "</think>", "</", "think", ">", "<", "Let", " 42", "\u3000", "\u00e9", "x"]
+    ids_of = {p: d.tok.encode(p, add_special_tokens=False) for p in pieces}
+    rng = random.Random(0)
+    for opened in ["<think>", "<think>\n", "<think>\n\n</think>", "", "<think>\nLet"]:
+        for _ in range(300):
+            ids = [i for p in rng.choices(pieces, k=rng.randint(0, 60)) for i in ids_of[p]]
+            if rng.random() < 0.3:  # cut a multibyte character's bytes apart
+                ids = ids[: rng.randint(0, len(ids))]
+            expected = chosen_mode(d.tok.decode(ids), opened)
+            assert read_chosen_mode(d.tok.decode, ids, opened, first=rng.choice([1, 2, 8])) == expected, (opened, ids)
