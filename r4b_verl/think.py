@@ -8,7 +8,7 @@ response starts *inside* the block the prompt opened. Everything that reads a re
 - the tags :data:`THINK_OPEN` / :data:`THINK_CLOSE`, the modes :data:`MODES`;
 - the ``extra_info`` keys the rollout writes (:data:`MODE_KEY` ...) and the reward-extra-info keys
   the worker adds for the metrics (:data:`THINK_INFO_KEY`, :data:`LENGTH_INFO_KEY`);
-- which mode a response took (:func:`chosen_mode`), its answer part (:func:`answer_part`) and
+- which mode a response took (:func:`chosen_mode`, or :func:`read_chosen_mode` from token ids), its answer part (:func:`answer_part`) and
   whether its block has the shape its mode asks for (:func:`format_score`).
 
 Rules per rollout mode (``extra_info[MODE_KEY]``):
@@ -77,6 +77,38 @@ def chosen_mode(response_text: str, opened: str = "") -> str:
     if end < 0:
         return THINK
     return NO_THINK if not text[start:end].strip() else THINK
+
+
+def _early_verdict(text: str) -> str | None:
+    """``chosen_mode(full, "")`` if every ``full`` starting with ``text`` gets the same verdict, else None."""
+    start = text.find(THINK_OPEN)
+    if start < 0:
+        return None  # a later <think> may still open the block
+    start += len(THINK_OPEN)
+    end = text.find(THINK_CLOSE, start)
+    if end >= 0:
+        return NO_THINK if not text[start:end].strip() else THINK
+    content = text[start:].lstrip()
+    if not content or THINK_CLOSE.startswith(content):
+        return None  # only whitespace so far, or what may become </think>
+    return THINK
+
+
+def read_chosen_mode(decode, response_ids: list[int], opened: str, first: int = 8) -> str:
+    """``chosen_mode(decode(response_ids), opened)``, decoding only as much of the response as decides it.
+
+    The verdict hangs on the first characters of the think block, so the response is decoded in growing
+    heads (``first``, 4x, ...) until one decides it: a thinking response of thousands of tokens is
+    settled by its first few. A head's trailing replacement characters (a multibyte character cut at
+    the head's end) are left out; decoding a head gives a prefix of the full decoding otherwise.
+    """
+    size = first
+    while size < len(response_ids):
+        verdict = _early_verdict(opened + decode(response_ids[:size]).rstrip("\ufffd"))
+        if verdict is not None:
+            return verdict
+        size *= 4
+    return chosen_mode(decode(response_ids), opened)
 
 
 def strip_leading_empty_think(text: str) -> str:

@@ -32,9 +32,7 @@ from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentL
 
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
 from r4b_verl.rollout.prefixes import CHECKED_PREFIXES, PrefixTokens
-from r4b_verl.think import (
-    AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, NO_THINK, PREFIX_KEY, THINK, THINK_CLOSE, THINK_OPEN, chosen_mode,
-)
+from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, PREFIX_KEY, read_chosen_mode
 
 logger = logging.getLogger(__file__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -104,38 +102,6 @@ class LoopSetups:
 
 
 LOOP_SETUPS = LoopSetups()
-
-
-def _early_verdict(text: str) -> str | None:
-    """``think.chosen_mode(full, "")`` if every ``full`` starting with ``text`` gets the same verdict, else None."""
-    start = text.find(THINK_OPEN)
-    if start < 0:
-        return None  # a later <think> may still open the block
-    start += len(THINK_OPEN)
-    end = text.find(THINK_CLOSE, start)
-    if end >= 0:
-        return NO_THINK if not text[start:end].strip() else THINK
-    content = text[start:].lstrip()
-    if not content or THINK_CLOSE.startswith(content):
-        return None  # only whitespace so far, or what may become </think>
-    return THINK
-
-
-def read_chosen_mode(decode, response_ids: list[int], opened: str, first: int = 8) -> str:
-    """``think.chosen_mode(decode(response_ids), opened)``, decoding only as much of the response as decides it.
-
-    The verdict hangs on the first characters of the think block, so the response is decoded in growing
-    heads (``first``, 4x, ...) until one decides it: a thinking response of thousands of tokens is
-    settled by its first few. A head's trailing replacement characters (a multibyte character cut at
-    the head's end) are left out; decoding a head gives a prefix of the full decoding otherwise.
-    """
-    size = first
-    while size < len(response_ids):
-        verdict = _early_verdict(opened + decode(response_ids[:size]).rstrip("\ufffd"))
-        if verdict is not None:
-            return verdict
-        size *= 4
-    return chosen_mode(decode(response_ids), opened)
 
 
 def fit_prompt(base_ids: list[int], budget: int, truncation: str, multimodal: bool) -> list[int]:

@@ -124,8 +124,7 @@ def test_reading_a_head_of_the_response_gives_the_full_verdict_on_random_respons
     # tags whole and in pieces, whitespace, words, a multibyte character the BPE splits across tokens
     import random
 
-    from r4b_verl.rollout.agent_loop import read_chosen_mode
-    from r4b_verl.think import chosen_mode
+    from r4b_verl.think import chosen_mode, read_chosen_mode
 
     d = build()
     pieces = [" ", "\n", "\n\n", "<think>", "</think>", "</", "think", ">", "<", "Let", " 42", "\u3000", "\u00e9", "x"]
