@@ -4,10 +4,11 @@ Training step (per mode m in think, no_think; rows forced into m):
   ``bpo/<m>/reward/mean``, ``bpo/<m>/acc/mean``, ``bpo/<m>/response_length/mean``, ``bpo/<m>/count``,
   ``bpo/reward_gap/mean``   mean over prompts of (mean think reward - mean no_think reward),
   ``bpo/reward_gap/abs_mean``, ``bpo/think_wins/frac`` (prompts where thinking scored higher).
-Validation (rows of ``bpo.val_mode``, auto by default; c = the mode the response took):
+Validation, rows given auto mode (``bpo.val_mode`` auto or all; c = the mode the response took):
   ``bpo/val/think_rate`` and ``bpo/val/<data_source>/think_rate`` (thinking-trigger rate),
   ``bpo/val/<c>/acc/mean``, ``bpo/val/<c>/reward/mean``, ``bpo/val/<c>/response_length/mean``,
-  ``bpo/val/<c>/count``.
+  ``bpo/val/<c>/count``; rows forced into mode m (val_mode think, no_think or all):
+  ``bpo/val/forced/<m>/{reward,acc,response_length}/mean``, ``bpo/val/forced/<m>/count``.
 
 ``acc`` is the reward's ``acc`` extra info when it returns one (verl sets it for float rewards),
 else ``reward > 0``. The pure functions below compute these from arrays; the readers below them
@@ -28,7 +29,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from r4b_verl.think import CHOSEN_MODE_KEY, FORCED_MODES, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, THINK, THINK_INFO_KEY
+from r4b_verl.think import (
+    AUTO, CHOSEN_MODE_KEY, FORCED_MODES, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK, THINK_INFO_KEY,
+)
 
 
 def _acc(acc: Sequence[Any] | None, rewards: np.ndarray) -> np.ndarray:
@@ -86,8 +89,14 @@ def compute_bpo_val_metrics(
     rewards: Sequence[float],
     lengths: Sequence[float],
     acc: Sequence[Any] | None = None,
+    modes: Sequence[Any] | None = None,
 ) -> dict[str, float]:
-    """Validation metrics from per-response arrays; ``think`` is 1 where the response thinks."""
+    """Validation metrics from per-response arrays; ``think`` is 1 where the response thinks.
+
+    ``modes`` is the mode each prompt was given (``bpo.val_mode``, per session with ``all``); without
+    it every row counts as given the mode the model chose. The think rate is over the rows whose
+    mode was left to the model (auto); rows forced into a mode get ``bpo/val/forced/<mode>/...``.
+    """
     keep = np.asarray([t is not None for t in think], dtype=bool)
     if not keep.any():
         return {}
@@ -96,12 +105,19 @@ def compute_bpo_val_metrics(
     rewards = np.asarray(rewards, dtype=float)[keep]
     lengths = np.asarray([float(x) for x, k in zip(lengths, keep) if k], dtype=float)
     accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
+    given = np.asarray([AUTO if modes is None else str(m) for m, k in zip(modes or think, keep) if k], dtype=object)
 
-    metrics = {"bpo/val/think_rate": float(think.mean())}
-    for source in sorted(set(sources)):
-        metrics[f"bpo/val/{source}/think_rate"] = float(think[sources == source].mean())
-    for chosen, sel in ((THINK, think > 0.5), (NO_THINK, think <= 0.5)):
-        metrics.update(_mode_means(f"bpo/val/{chosen}", sel, rewards, accs, lengths))
+    metrics: dict[str, float] = {}
+    auto = given == AUTO
+    if auto.any():
+        metrics["bpo/val/think_rate"] = float(think[auto].mean())
+        for source in sorted(set(sources[auto])):
+            metrics[f"bpo/val/{source}/think_rate"] = float(think[auto & (sources == source)].mean())
+        for chosen, sel in ((THINK, think > 0.5), (NO_THINK, think <= 0.5)):
+            metrics.update(_mode_means(f"bpo/val/{chosen}", auto & sel, rewards, accs, lengths))
+    for mode in FORCED_MODES:
+        if (given == mode).any():
+            metrics.update(_mode_means(f"bpo/val/forced/{mode}", given == mode, rewards, accs, lengths))
     return metrics
 
 
@@ -153,12 +169,15 @@ def val_metrics_from_reward_extra_infos(data_sources, reward_extra_infos_dict: d
         rewards=list(reward_extra_infos_dict["reward"]),
         lengths=list(reward_extra_infos_dict.get(LENGTH_INFO_KEY, [0.0] * len(think))),
         acc=reward_extra_infos_dict.get("acc"),
+        modes=reward_extra_infos_dict.get(MODE_KEY),
     )
 
 
-def reward_info_for_metrics(extra_fields: dict, info: dict, response_length: int) -> dict:
-    """``info`` plus what the validation metrics read: did the response think, and its length."""
+def reward_info_for_metrics(extra_fields: dict, info: dict, response_length: int, data_source: Any) -> dict:
+    """``info`` plus what the validation metrics and the evaluation report read about a bi-mode response."""
     info = dict(info)
     info[THINK_INFO_KEY] = 1.0 if extra_fields[CHOSEN_MODE_KEY] == THINK else 0.0
     info[LENGTH_INFO_KEY] = float(response_length)
+    info[MODE_KEY] = extra_fields[MODE_KEY]
+    info[SOURCE_INFO_KEY] = str(data_source)
     return info

@@ -33,16 +33,19 @@ import re
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 THINK, NO_THINK, AUTO = "think", "no_think", "auto"
-MODES = (THINK, NO_THINK, AUTO)
+MODES = (THINK, NO_THINK, AUTO)  # in this order, the sessions of a bpo.val_mode=all validation
 FORCED_MODES = (THINK, NO_THINK)
+ALL_MODES = "all"  # bpo.val_mode: every validation prompt in each of MODES
 
 # AgentLoopOutput.extra_fields written by the bi-mode loop; verl merges them into the reward's extra_info.
 MODE_KEY = "bpo_mode"  # the mode the prompt forced: think | no_think | auto
 CHOSEN_MODE_KEY = "bpo_chosen_mode"  # the mode the response took: think | no_think
 PREFIX_KEY = "bpo_prefix"  # the prefix string appended to the prompt
-# reward_extra_info entries the BPO worker adds after scoring, for verl's validation metrics.
+# reward_extra_info entries the BPO worker adds after scoring (and MODE_KEY), for verl's validation
+# metrics and its generation dumps (trainer.validation_data_dir), from which the evaluation report is built.
 THINK_INFO_KEY = "bpo_think"  # 1.0 if the response thinks
 LENGTH_INFO_KEY = "bpo_response_length"  # response tokens
+SOURCE_INFO_KEY = "bpo_data_source"  # the row's data_source (verl's dump has none)
 
 _LEADING_EMPTY_THINK = re.compile(r"\A\s*<think>\s*</think>\s*")
 _LEADING_OPEN = re.compile(r"\s*<think>")

@@ -4,7 +4,8 @@ verl's V1 trainer runs an agent loop ``rollout.n`` times per prompt with ``sessi
 all sharing the prompt's ``uid`` (``AgentLoopWorkerTQ._run_prompt``). This loop turns that into
 BPO's bi-mode group: sessions ``0..g_think-1`` get the thinking prefix appended to the prompt,
 the others the non-thinking one, so the ``bpo`` estimator normalises both modes together.
-Validation rollouts get ``bpo.val_mode`` (``auto`` by default: the model chooses).
+Validation rollouts get ``bpo.val_mode`` (``auto`` by default: the model chooses; ``all``: the BPO
+worker runs each prompt ``val_kwargs.n`` times in each mode, think, no_think, auto).
 
 Only the prompt building differs from verl's loop (:meth:`BPOBiModeAgentLoop.ct_build_initial_tokens`):
 the base prompt is fitted per ``data.truncation`` and the mode prefix appended. verl's ``run`` does
@@ -67,6 +68,7 @@ class LoopSetup:
     truncation: str
     prefixes: PrefixTokens
     n: int  # rollout.n
+    val_n: int  # rollout.val_kwargs.n
     opened: dict[str, str]  # mode -> the text of the think block the prompt already holds
 
 
@@ -92,6 +94,7 @@ class LoopSetups:
                 truncation=check_truncation(loop.data_config),
                 prefixes=prefixes,
                 n=loop.rollout_config.n,
+                val_n=loop.rollout_config.val_kwargs.n,
                 opened=opened,
             )
             self._entries[key] = (loop.config, loop.tokenizer, loop.processor, setup)
@@ -190,7 +193,7 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
 
     def choose_mode(self, session_id: Any, validate: bool) -> str:
         if validate:
-            return self.options.val_mode
+            return self.options.val_mode_for_session(int(session_id or 0), self.setup.val_n)
         if session_id is None:
             raise BPOConfigError(
                 "bpo_bimode got no session_id: the legacy trainer (trainer.use_v1=false) runs each of the n "

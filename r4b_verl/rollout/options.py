@@ -13,7 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from r4b_verl.rollout.prefixes import MODES, PrefixPreset, resolve_preset
+from r4b_verl.rollout.prefixes import PrefixPreset, resolve_preset
+from r4b_verl.think import ALL_MODES, MODES
 
 TRUNCATIONS = ("error", "left", "right", "middle")
 
@@ -32,7 +33,7 @@ class BPORolloutOptions:
     no_think_prefix: str | None = None
     auto_prefix: str | None = None
     template_opens: str | None = None
-    val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think
+    val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think | all (each prompt in every mode)
     train_mode_token: bool = False  # put the forced decision token in the response (AdaptThink-style)
 
     @classmethod
@@ -57,8 +58,8 @@ class BPORolloutOptions:
         tf = self.think_fraction
         if isinstance(tf, bool) or not isinstance(tf, (int, float)) or not (0.0 < tf < 1.0) or math.isnan(tf):
             raise BPOConfigError(f"bpo.think_fraction must be a number strictly between 0 and 1, got {tf!r}")
-        if self.val_mode not in MODES:
-            raise BPOConfigError(f"bpo.val_mode must be one of {list(MODES)}, got {self.val_mode!r}")
+        if self.val_mode not in (*MODES, ALL_MODES):
+            raise BPOConfigError(f"bpo.val_mode must be one of {[*MODES, ALL_MODES]}, got {self.val_mode!r}")
         if not isinstance(self.train_mode_token, bool):
             raise BPOConfigError(f"bpo.train_mode_token must be true or false, got {self.train_mode_token!r}")
         if not isinstance(self.prefix_preset, str):
@@ -88,6 +89,21 @@ class BPORolloutOptions:
                 f"thinking and {n - g_think} non-thinking responses per prompt; both modes need at least one"
             )
         return g_think
+
+    def val_sessions(self, val_n: int) -> int:
+        """Sessions per validation prompt: ``val_kwargs.n``, or that many per mode with ``val_mode=all``."""
+        return len(MODES) * val_n if self.val_mode == ALL_MODES else val_n
+
+    def val_mode_for_session(self, session_id: int, val_n: int) -> str:
+        """``val_mode``; with ``all``, sessions ``0..val_n-1`` think, the next ``val_n`` do not, the last are auto."""
+        if self.val_mode != ALL_MODES:
+            return self.val_mode
+        if not 0 <= session_id < len(MODES) * val_n:
+            raise BPOConfigError(
+                f"bpo.val_mode=all: validation session_id={session_id} outside 0..{len(MODES) * val_n - 1} "
+                f"({len(MODES)} modes x actor_rollout_ref.rollout.val_kwargs.n={val_n})"
+            )
+        return MODES[session_id // val_n]
 
     def mode_for_session(self, session_id: int, n: int) -> str:
         """Sessions 0..g_think-1 think, the others do not."""

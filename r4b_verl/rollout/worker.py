@@ -8,11 +8,14 @@ names the manager are touched; the worker overrides three steps of verl's ``Agen
 * ``__init__``: after verl's own init, the bi-mode start-up checks (config, split, prefixes against
   the real tokenizer and chat template), so a bad setup fails when the workers start, with a message
   naming the key, instead of every rollout failing later in a background task;
+* ``_run_prompt``: with ``bpo.val_mode=all``, runs each validation prompt ``val_kwargs.n`` times in
+  each mode (the loop picks the mode from the session id);
 * ``_run_agent_loop``: runs the loop inside ``rollout_phase(validate=...)``, since verl tells agent
   loops nothing about validation;
-* ``_compute_score``: after the reward, adds ``bpo_think`` and ``bpo_response_length`` to the
-  ``reward_extra_info`` of bi-mode responses, which is all verl's validation metrics can read
-  (it also logs them per data source as ``val-aux/<source>/bpo_think/...``).
+* ``_compute_score``: after the reward, adds ``bpo_think``, ``bpo_response_length``, ``bpo_mode`` and
+  ``bpo_data_source`` to the ``reward_extra_info`` of bi-mode responses, which is all verl's validation
+  metrics and generation dumps carry (it also logs the numbers per data source as
+  ``val-aux/<source>/bpo_think/...``).
 
 The manager also turns on ``verl_compat.TRAINER_METRICS`` (the ``bpo/`` training metrics), in the
 TaskRunner process of this run only.
@@ -32,12 +35,12 @@ from r4b_verl.recipe_guard import refuse_plain_recipe_key
 from r4b_verl.rollout.agent_loop import rollout_phase
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
 from r4b_verl.rollout.prefixes import CHECKED_PREFIXES
-from r4b_verl.think import CHOSEN_MODE_KEY, FORCED_MODES
+from r4b_verl.think import ALL_MODES, CHOSEN_MODE_KEY, FORCED_MODES
 
 logger = logging.getLogger("r4b_verl")
 
 
-def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
+def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOptions:
     """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones."""
     refuse_plain_recipe_key(config)
     options = BPORolloutOptions.from_trainer_config(config)
@@ -83,6 +86,7 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> None:
                 "algorithm.rollout_correction.rollout_is=token: the forced decision token is trained with the "
                 "plain PPO ratio, without the correction for having been forced (see r4b_verl/rollout/README.md)"
             )
+    return options
 
 
 class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class behind verl's @ray.remote
@@ -90,7 +94,15 @@ class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class be
 
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
-        startup_check(config, self.tokenizer, self.processor)
+        self.bpo_options = startup_check(config, self.tokenizer, self.processor)
+
+    async def _run_prompt(self, prompt, sampling_params, trajectory, *args, **kwargs):
+        if trajectory["validate"] and self.bpo_options.val_mode == ALL_MODES:
+            # verl reads the session count from this key first; a row's own count is replaced (the loop
+            # maps sessions to modes by val_kwargs.n)
+            val_n = self.config.actor_rollout_ref.rollout.val_kwargs.n
+            prompt = {**prompt, "__rollout_n__": self.bpo_options.val_sessions(val_n)}
+        return await super()._run_prompt(prompt, sampling_params, trajectory, *args, **kwargs)
 
     async def _run_agent_loop(self, sampling_params, trajectory, *args, **kwargs):
         with rollout_phase(validate=bool(trajectory["validate"])):
@@ -102,7 +114,7 @@ class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class be
         info = final.extra_fields.get("reward_extra_info")
         if CHOSEN_MODE_KEY in final.extra_fields and isinstance(info, dict):
             final.extra_fields["reward_extra_info"] = reward_info_for_metrics(
-                final.extra_fields, info, len(final.response_ids)
+                final.extra_fields, info, len(final.response_ids), kwargs.get("data_source", "unknown")
             )
 
 

@@ -55,6 +55,19 @@ def test_val_metrics_from_arrays():
     assert m["bpo/val/think/count"] == 3 and m["bpo/val/no_think/count"] == 2
 
 
+def test_val_metrics_with_forced_rows_count_the_think_rate_on_auto_rows_only():
+    m = compute_bpo_val_metrics(
+        data_sources=["math"] * 6, think=[1.0, 1.0, 0.0, 0.0, 1.0, 0.0], rewards=[1, 1, 0, 1, 1, 0],
+        lengths=[300, 200, 10, 20, 250, 30], modes=["think", "think", "no_think", "no_think", "auto", "auto"],
+    )
+    assert m["bpo/val/think_rate"] == 0.5 and m["bpo/val/math/think_rate"] == 0.5  # the two auto rows
+    assert m["bpo/val/think/count"] == 1 and m["bpo/val/no_think/count"] == 1
+    assert m["bpo/val/forced/think/count"] == 2 and m["bpo/val/forced/think/acc/mean"] == 1.0
+    assert m["bpo/val/forced/no_think/response_length/mean"] == 15
+    forced_only = compute_bpo_val_metrics(["math"], [1.0], [1.0], [5], modes=["think"])
+    assert "bpo/val/think_rate" not in forced_only and forced_only["bpo/val/forced/think/count"] == 1
+
+
 def _reward_server(tokenizer):
     """Thinking replies answer right, non-thinking ones wrong (what the FakeRewardWorker scores)."""
     from bpo_rollout_testlib import FakeServer
