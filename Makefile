@@ -117,8 +117,16 @@ WALLTIME ?=
 CPUS ?=
 #> slurm: extra sbatch flags, e.g. --gres=gpu:8 --qos=high
 SBATCH_ARGS ?=
+#> eval: evaluation parquet file(s), as data.val_files takes them (required by eval)
+DATA ?=
+#> eval: output directory (report, plots, generations, metrics)
+EVAL_OUT ?= eval
+#> eval: a verl checkpoint (.../global_step_N) to evaluate; empty = MODEL's own weights
+CHECKPOINT ?=
+#> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
+EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm stop
+.PHONY: train ray-head ray-worker submit slurm stop eval
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -169,6 +177,12 @@ slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
 		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
 		recipes/slurm.sbatch $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+
+eval: ## MODEL= DATA= [CHECKPOINT=]: verl's validation in think, no_think and auto mode, then report and plots
+	$(call require,MODEL,path or HF id of the model)$(call require,DATA,evaluation parquet file(s))
+	$(JOB_PYTHON) -m r4b_verl.evaluate run --model $(call q,$(MODEL)) --data $(call q,$(DATA)) \
+		--out $(call q,$(EVAL_OUT)) --recipe $(call q,$(RECIPE)) $(call opt,--checkpoint,$(CHECKPOINT)) \
+		$(call opt,--n,$(EVAL_N)) -- $(ARGS)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)

@@ -29,6 +29,7 @@ status=0
     data.val_files="$OUT/assets/val.parquet" \
     trainer.total_training_steps="$STEPS" \
     trainer.default_local_dir="$OUT/checkpoints" \
+    trainer.save_freq="$STEPS" \
     "trainer.logger=[console,file]" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH="$OUT/metrics.jsonl" \
     "$@" || status=$?
@@ -38,5 +39,14 @@ if [[ -s "$OUT/metrics.jsonl" ]]; then
     echo "== summary (step 0 = validation before training; think rate = auto-mode thinking-trigger rate)"
     "$PYTHON" -m r4b_verl.backends.cpu.summary "$OUT/metrics.jsonl"
     echo "metrics: $OUT/metrics.jsonl   explanation: r4b_verl/backends/cpu/README.md"
+    echo
+    echo "== training curves (python -m r4b_verl.evaluate curves)"
+    "$PYTHON" -m r4b_verl.evaluate curves "$OUT/metrics.jsonl" --out "$OUT" || status=$?
+    if [[ -d "$OUT/checkpoints/global_step_$STEPS" ]]; then
+        echo
+        echo "evaluate the trained model in think, no_think and auto mode:"
+        echo "  make eval JOB_PYTHON=$PYTHON RECIPE=r4b_bpo_cpu MODEL=$OUT/assets/model DATA=$OUT/assets/val.parquet \\"
+        echo "      CHECKPOINT=$OUT/checkpoints/global_step_$STEPS EVAL_OUT=$OUT/eval"
+    fi
 fi
 exit $status

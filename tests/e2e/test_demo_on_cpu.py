@@ -18,6 +18,13 @@ def test_make_demo_trains_and_prints_the_summary(tmp_path):
     assert "== summary" in out.stdout
     assert "bpo/" in out.stdout  # verl's console line carries the bpo/ metrics
     assert (tmp_path / "demo" / "metrics.jsonl").stat().st_size > 0
+    # it ends with the training curves next to the metrics, their path printed, and how to evaluate
+    curves = tmp_path / "demo" / "training_curves.png"
+    assert f"training curves  {curves}" in out.stdout
+    from PIL import Image
+
+    assert Image.open(curves).size == (1200, 720)
+    assert "make eval" in out.stdout and (tmp_path / "demo" / "checkpoints" / "global_step_1").is_dir()
 
 
 def test_make_demo_on_a_fresh_clone_installs_first(checkout, tmp_path):

@@ -154,3 +154,31 @@ def test_checkpoint_saved_and_resumed(runs):
     assert "Resuming from" in log and "global_step_2" in log, "the second run did not resume from global_step_2"
     assert _train_steps(metrics) == [3], f"resumed run trained steps {_train_steps(metrics)}, expected only [3]"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() in {"2", "3"}
+
+
+def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matches):
+    # the README's evaluation of a trained checkpoint: verl's val_only validation with bpo.val_mode=all
+    root, assets = runs["root"], runs["root"] / "assets"
+    out = root / "eval"
+    repo = Path(__file__).resolve().parents[2]
+    cmd = ["make", "eval", f"JOB_PYTHON={PYTHON}", "RECIPE=r4b_bpo_cpu", f"MODEL={assets / 'model'}",
+           f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / 'global_step_2'}", f"EVAL_OUT={out}"]
+    proc = _run(cmd, cwd=repo, log=root / "eval.log")
+    printed = (root / "eval.log").read_text(errors="replace")
+    assert proc.returncode == 0 and "== three-mode report of" in printed
+    assert "Resuming from" in printed and "global_step_2" in printed  # the checkpoint's weights, not the HF ones
+
+    dump = out / "generations" / "2.jsonl"  # verl names the dump by the resumed global step
+    lines = [json.loads(line) for line in dump.read_text().splitlines()]
+    n_prompts = 16  # val.parquet of the demo assets, val_kwargs.n = 1
+    suffix = {"think": THINK_SUFFIX, "no_think": NO_THINK_SUFFIX, "auto": "<think>"}
+    for mode in ("think", "no_think", "auto"):
+        rows = [line for line in lines if line["bpo_mode"] == mode]
+        assert len(rows) == n_prompts, (mode, len(rows))
+        assert all(line["input"].endswith(suffix[mode]) for line in rows)  # forced modes really forced
+        assert len({line["uid"].rsplit("_", 2)[0] for line in rows}) == n_prompts  # every prompt in every mode
+    report_matches(out / "report.csv", lines)
+    for name in ("report.md", "tokens_per_mode.png", "think_rate.png"):
+        assert str(out / name) in printed
+    metrics = _read_metrics(out / "metrics.jsonl")
+    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts and "bpo/val/think_rate" in metrics[2]
