@@ -30,7 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from r4b_verl.think import (
-    AUTO, CHOSEN_MODE_KEY, FORCED_MODES, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK, THINK_INFO_KEY,
+    AUTO, CHOSEN_MODE_KEY, FORCED_MODES, INDEX_INFO_KEY, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK,
+    THINK_INFO_KEY,
 )
 
 
@@ -173,11 +174,13 @@ def val_metrics_from_reward_extra_infos(data_sources, reward_extra_infos_dict: d
     )
 
 
-def reward_info_for_metrics(extra_fields: dict, info: dict, response_length: int, data_source: Any) -> dict:
-    """``info`` plus what the validation metrics and the evaluation report read about a bi-mode response."""
+def reward_info_for_metrics(extra_fields: dict, info: dict, response_length: int, row: dict) -> dict:
+    """``info`` plus what the validation metrics, the evaluation report and the labeller read about a bi-mode
+    response; ``row`` is the dataset row's fields as verl's worker passes them to the agent loop."""
     info = dict(info)
     info[THINK_INFO_KEY] = 1.0 if extra_fields[CHOSEN_MODE_KEY] == THINK else 0.0
     info[LENGTH_INFO_KEY] = float(response_length)
     info[MODE_KEY] = extra_fields[MODE_KEY]
-    info[SOURCE_INFO_KEY] = str(data_source)
+    info[SOURCE_INFO_KEY] = str(row.get("data_source", "unknown"))
+    info[INDEX_INFO_KEY] = str(row.get("index", ""))  # a string: verl's validation metrics skip strings
     return info

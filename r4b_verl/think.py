@@ -46,6 +46,7 @@ PREFIX_KEY = "bpo_prefix"  # the prefix string appended to the prompt
 THINK_INFO_KEY = "bpo_think"  # 1.0 if the response thinks
 LENGTH_INFO_KEY = "bpo_response_length"  # response tokens
 SOURCE_INFO_KEY = "bpo_data_source"  # the row's data_source (verl's dump has none)
+INDEX_INFO_KEY = "bpo_index"  # the row's extra_info.index, as a string (verl's dump has only a per-run uid)
 
 _LEADING_EMPTY_THINK = re.compile(r"\A\s*<think>\s*</think>\s*")
 _LEADING_OPEN = re.compile(r"\s*<think>")

@@ -12,8 +12,8 @@ names the manager are touched; the worker overrides three steps of verl's ``Agen
   each mode (the loop picks the mode from the session id);
 * ``_run_agent_loop``: runs the loop inside ``rollout_phase(validate=...)``, since verl tells agent
   loops nothing about validation;
-* ``_compute_score``: after the reward, adds ``bpo_think``, ``bpo_response_length``, ``bpo_mode`` and
-  ``bpo_data_source`` to the ``reward_extra_info`` of bi-mode responses, which is all verl's validation
+* ``_compute_score``: after the reward, adds ``bpo_think``, ``bpo_response_length``, ``bpo_mode``,
+  ``bpo_data_source`` and ``bpo_index`` to the ``reward_extra_info`` of bi-mode responses, which is all verl's validation
   metrics and generation dumps carry (it also logs the numbers per data source as
   ``val-aux/<source>/bpo_think/...``).
 
@@ -114,7 +114,7 @@ class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class be
         info = final.extra_fields.get("reward_extra_info")
         if CHOSEN_MODE_KEY in final.extra_fields and isinstance(info, dict):
             final.extra_fields["reward_extra_info"] = reward_info_for_metrics(
-                final.extra_fields, info, len(final.response_ids), kwargs.get("data_source", "unknown")
+                final.extra_fields, info, len(final.response_ids), kwargs
             )
 
 

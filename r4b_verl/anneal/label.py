@@ -1,0 +1,182 @@
+"""Label queries reasoning-intensive or direct, as R-4B's stage 1 does, by sampling through verl's own validation.
+
+    python -m r4b_verl.anneal.label --annotator MODEL --data RL.parquet --out LABELLED.parquet
+        [--n 8] [--mode no_think] [--temperature 1.0] [--recipe r4b_bpo] [--chunk-rows 2000] [-- HYDRA...]
+
+Objective queries (a row with ``reward_model.ground_truth``): the annotator answers each ``--n`` times
+(default 8) in ``--mode`` (default ``no_think``: a query is direct when it can be answered without
+reasoning), the project's rewards score the answers, and the query is **reasoning** if none is correct,
+else **direct**. Subjective queries (no ground truth) take the user's ``--label-column`` when given, else
+are left ``unlabelled`` and counted (a judge prompt through the annotator is not built yet).
+
+The sampling is verl's: ``python -m verl.trainer.main_ppo +recipe=... trainer.val_only=true
+bpo.val_mode=<mode> actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and
+``trainer.validation_data_dir``, vLLM on GPU, the CPU backend with ``--recipe r4b_bpo_cpu``. The BPO
+worker writes each row's ``extra_info.index`` into the dump (``bpo_index``); the labeller gives every
+row of a chunk its position there, so nothing depends on verl's per-run uids.
+
+Output: the input rows plus ``label``, ``n_correct``, ``n_sampled``; a summary per data source. Resumable:
+labels are appended chunk by chunk to ``OUT.labels.jsonl`` and a restart skips the rows already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pandas as pd
+
+REASONING, DIRECT, UNLABELLED = "reasoning", "direct", "unlabelled"
+
+
+def has_ground_truth(row) -> bool:
+    gt = (row.get("reward_model") or {}).get("ground_truth") if isinstance(row.get("reward_model"), dict) else None
+    return gt is not None and not (isinstance(gt, str) and not gt.strip())
+
+
+def label_from_samples(n_correct: int) -> str:
+    """R-4B's rule: no correct sample among the annotator's means the query needs reasoning."""
+    return REASONING if n_correct == 0 else DIRECT
+
+
+def chunk_command(annotator: str, data: Path, dump_dir: Path, metrics: Path, args, overrides: list[str]) -> list[str]:
+    rollout = "actor_rollout_ref.rollout.val_kwargs"
+    return [
+        sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe={args.recipe}",
+        f"actor_rollout_ref.model.path={annotator}", f"data.train_files={data}", f"data.val_files={data}",
+        "trainer.val_only=true", "trainer.val_before_train=true", f"bpo.val_mode={args.mode}",
+        f"{rollout}.n={args.n}", f"{rollout}.do_sample=true", f"{rollout}.temperature={args.temperature}",
+        f"{rollout}.top_p=1.0", f"trainer.validation_data_dir={dump_dir}", "trainer.logger=[console,file]",
+        f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}",
+        *overrides,
+    ]
+
+
+def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
+    """Row position -> (correct samples, samples) from a chunk's validation dump."""
+    from r4b_verl.evaluate.dump import newest_dump
+    from r4b_verl.think import INDEX_INFO_KEY
+
+    counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    path = newest_dump(dump_dir)
+    for number, text in enumerate(open(path, encoding="utf-8"), start=1):
+        if not text.strip():
+            continue
+        line = json.loads(text)
+        if INDEX_INFO_KEY not in line:
+            raise ValueError(f"{path}:{number}: no {INDEX_INFO_KEY}: the annotator run did not use r4b-verl's BPO worker")
+        position = int(line[INDEX_INFO_KEY])
+        counts[position][0] += float(line.get("acc", line.get("score", 0.0))) >= 1.0
+        counts[position][1] += 1
+    return {k: (v[0], v[1]) for k, v in counts.items()}
+
+
+def run_chunk(rows: pd.DataFrame, work: Path, args, overrides: list[str]) -> dict[int, tuple[int, int]]:
+    """Sample the annotator on ``rows`` (positions in their ``extra_info.index``) with verl; counts per position."""
+    from r4b_verl.evaluate.run import run_streaming
+
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "rows.parquet"
+    rows.to_parquet(data)
+    cmd = chunk_command(args.annotator, data, work / "generations", work / "metrics.jsonl", args, overrides)
+    print("== labelling:", " ".join(cmd), flush=True)
+    (work / "run").mkdir(exist_ok=True)
+    code = run_streaming(cmd, cwd=work / "run", log=work / "label.log")
+    if code != 0:
+        raise RuntimeError(f"the annotator run for {len(rows)} rows failed (exit {code}); its output: {work / 'label.log'}")
+    return counts_from_dump(work / "generations")
+
+
+def summary(labelled: pd.DataFrame) -> str:
+    lines = ["| data_source | rows | reasoning | direct | unlabelled | direct share |", "|---|---|---|---|---|---|"]
+    for source, group in labelled.groupby("data_source", sort=True):
+        c = Counter(group["label"])
+        judged = c[REASONING] + c[DIRECT]
+        share = f"{c[DIRECT] / judged:.0%}" if judged else ""
+        lines.append(f"| {source} | {len(group)} | {c[REASONING]} | {c[DIRECT]} | {c[UNLABELLED]} | {share} |")
+    return "\n".join(lines)
+
+
+def label(args, overrides: list[str]) -> pd.DataFrame:
+    rows = pd.read_parquet(args.data).reset_index(drop=True)
+    for column in ("prompt", "data_source"):
+        if column not in rows:
+            raise ValueError(f"{args.data}: no {column!r} column: not verl RL rows (see r4b_verl/anneal/README.md)")
+    out = Path(args.out)
+    sidecar = out.with_name(out.name + ".labels.jsonl")
+    done: dict[int, dict] = {}
+    if sidecar.exists():  # resume: labels of finished chunks
+        for text in open(sidecar, encoding="utf-8"):
+            if text.strip():
+                record = json.loads(text)
+                done[int(record["position"])] = record
+        print(f"resuming: {len(done)} of {len(rows)} rows already labelled in {sidecar}")
+
+    objective = [i for i in range(len(rows)) if has_ground_truth(rows.iloc[i].to_dict()) and i not in done]
+    for start in range(0, len(objective), args.chunk_rows):
+        positions = objective[start : start + args.chunk_rows]
+        chunk = rows.iloc[positions].copy()
+        chunk["extra_info"] = [{**(e if isinstance(e, dict) else {}), "index": p}
+                               for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions)]
+        counts = run_chunk(chunk, out.parent / f"{out.name}.work" / f"chunk_{start}", args, overrides)
+        with open(sidecar, "a", encoding="utf-8") as f:
+            for p in positions:
+                n_correct, n_sampled = counts.get(p, (0, 0))
+                if n_sampled == 0:
+                    raise RuntimeError(f"row {p} of {args.data} got no sample back from the annotator run")
+                record = {"position": p, "label": label_from_samples(n_correct), "n_correct": n_correct,
+                          "n_sampled": n_sampled}
+                f.write(json.dumps(record) + "\n")
+                done[p] = record
+        print(f"labelled {len(done)} of {len(rows)} rows", flush=True)
+
+    labels, correct, sampled = [], [], []
+    for i in range(len(rows)):
+        record = done.get(i)
+        if record is None:
+            given = rows.iloc[i].get(args.label_column) if args.label_column and args.label_column in rows else None
+            labels.append(given if given in (REASONING, DIRECT) else UNLABELLED)
+            correct.append(None)
+            sampled.append(0)
+        else:
+            labels.append(record["label"])
+            correct.append(record["n_correct"])
+            sampled.append(record["n_sampled"])
+    labelled = rows.assign(label=labels, n_correct=pd.array(correct, dtype="Int64"), n_sampled=sampled)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    labelled.to_parquet(out)
+    return labelled
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(prog="python -m r4b_verl.anneal.label", description=__doc__.splitlines()[0])
+    p.add_argument("--annotator", required=True, help="HF path of the annotator model")
+    p.add_argument("--data", required=True, help="verl RL parquet rows to label")
+    p.add_argument("--out", required=True, help="labelled parquet to write (and OUT.labels.jsonl to resume from)")
+    p.add_argument("--n", type=int, default=8, help="annotator samples per query (default 8)")
+    p.add_argument("--mode", default="no_think", choices=["no_think", "think", "auto"],
+                   help="the annotator's mode (default no_think)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
+    p.add_argument("--recipe", default="r4b_bpo", help="+recipe= (r4b_bpo on GPUs, r4b_bpo_cpu on CPU)")
+    p.add_argument("--chunk-rows", type=int, default=2000, help="rows per annotator run: the unit a restart resumes from")
+    p.add_argument("--label-column", help="a column with the user's own labels (reasoning|direct) for subjective rows")
+    args = p.parse_args(argv)
+    if args.n < 1 or args.chunk_rows < 1:
+        p.error("--n and --chunk-rows must be at least 1")
+    try:
+        labelled = label(args, overrides)
+    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\n== labels of {args.data}\n\n{summary(labelled)}\n\nlabelled   {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
