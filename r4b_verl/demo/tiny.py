@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import random
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+from r4b_verl.think import THINK_CLOSE, THINK_OPEN
+
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Qwen2.5/Qwen3-style ChatML template (no tool handling): what verl's token builder renders.

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import random
 
+from r4b_verl.think import THINK_CLOSE, THINK_OPEN
+
 THINK_SHARE = {"easy": 0.3, "hard": 0.7}  # share of reasoning samples per level
 
 
@@ -29,11 +31,9 @@ def annealing_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     for i in range(n):
         level, a, b = draw_operands(rng, i)
         prompt = f"<|im_start|>user\n{question(a, b)}<|im_end|>\n<|im_start|>assistant\n"
-        if rng.random() < THINK_SHARE[level]:
-            thought = f"Let me add {a} and {b} step by step."
-            completion = f"<think>\n{thought}\n</think>\n\nThe answer is \\boxed{{{a + b}}}.<|im_end|>"
-        else:
-            completion = f"<think>\n\n</think>\n\nThe answer is \\boxed{{{a + b}}}.<|im_end|>"
+        thought = f"Let me add {a} and {b} step by step." if rng.random() < THINK_SHARE[level] else ""
+        block = f"{THINK_OPEN}\n{thought}\n{THINK_CLOSE}" if thought else f"{THINK_OPEN}\n\n{THINK_CLOSE}"
+        completion = f"{block}\n\nThe answer is \\boxed{{{a + b}}}.<|im_end|>"
         pairs.append((prompt, completion))
     return pairs
 
