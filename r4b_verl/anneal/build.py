@@ -139,13 +139,13 @@ def _text(row: dict, key: str) -> str | None:
 
 
 class _Progress:
-    def __init__(self, what: str, total: int, every: int, stream=sys.stderr):
-        self.what, self.total, self.every, self.stream, self.t0 = what, total, every, stream, time.monotonic()
+    def __init__(self, what: str, total: int, every: int):
+        self.what, self.total, self.every, self.t0 = what, total, every, time.monotonic()
 
     def __call__(self, done: int) -> None:
         if self.every and (done % self.every == 0 or done == self.total) and self.total >= self.every:
             rate = done / max(time.monotonic() - self.t0, 1e-9)
-            print(f"[anneal.build] {self.what} {done}/{self.total} ({rate:.0f}/s)", file=self.stream, flush=True)
+            print(f"[anneal.build] {self.what} {done}/{self.total} ({rate:.0f}/s)", file=sys.stderr, flush=True)
 
 
 def _prefix_preset(preset: str | PrefixPreset, overrides: dict | None) -> PrefixPreset:
@@ -338,7 +338,8 @@ def build(
     chosen = [k for k in range(len(candidates)) if keep[k]]
 
     direct_share_before = (sum(is_direct[k] for k in chosen) / len(chosen)) if chosen else float("nan")
-    tokens_by_mode = {m: [trained_tokens[k] for k in chosen if candidates[k]["mode"] == m] for m in (THINK, NO_THINK)}
+    tokens_by_mode = {m: [trained_tokens[k] for k in chosen if candidates[k]["mode"] == m and k in trained_tokens]
+                      for m in (THINK, NO_THINK)}
     mean_tokens = {m: (sum(v) / len(v) if v else None) for m, v in tokens_by_mode.items()}
     if direct_repeat == "auto":
         if mean_tokens[THINK] and mean_tokens[NO_THINK]:
