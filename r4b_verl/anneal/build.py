@@ -86,10 +86,12 @@ class BuildResult:
         if s.get("direct_share_target") is not None:
             lines.append(
                 f"direct share of samples: target {s['direct_share_target']:.3f}, achieved "
-                f"{s['direct_share_before_repeat']:.3f} ({s['ratio_dropped']} samples of the majority mode down-sampled, seed {s['seed']})"
+                f"{s['direct_share_before_repeat']:.3f} ({s['ratio_dropped']} samples of the majority mode "
+                f"down-sampled, seed {s['seed']})"
             )
         lines.append(
-            f"samples written: {s['samples']} ({s['think']} think, {s['no_think']} no_think, direct repeat x{s['direct_repeat']}); "
+            f"samples written: {s['samples']} ({s['think']} think, {s['no_think']} no_think, "
+            f"direct repeat x{s['direct_repeat']}); "
             f"direct share {s['direct_share']:.3f}"
         )
         if s.get("direct_token_share") is not None:
@@ -105,7 +107,8 @@ class BuildResult:
                 "excludes image tokens"
             )
         if self.bad:
-            lines.append(f"{len(self.bad)} bad samples skipped: " + ", ".join(f"{k} {v}" for k, v in Counter(b.reason for b in self.bad).items()))
+            counts = Counter(b.reason for b in self.bad)
+            lines.append(f"{len(self.bad)} bad samples skipped: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         return "\n".join(lines)
 
 
@@ -203,7 +206,9 @@ def build(
     preset = _prefix_preset(preset, prefix_overrides)
     for key, what in ((prompt_key, "--prompt-key"), (label_key, "--label-key"), (answer_key, "--answer-key")):
         if key not in labelled.columns:
-            raise ValueError(f"the input has no column {key!r} (name it with {what}); columns: {list(labelled.columns)}")
+            raise ValueError(
+                f"the input has no column {key!r} (name it with {what}); columns: {list(labelled.columns)}"
+            )
     labels = labelled[label_key].astype(str)
     if reasoning_key not in labelled.columns and ((labels == LABEL_REASONING).any() or both_modes):
         raise ValueError(
@@ -248,7 +253,8 @@ def build(
         used = {answer_key: answer, **({reasoning_key: reasoning} if THINK in modes else {})}
         tagged = [k for k, v in used.items() if THINK_OPEN in v or THINK_CLOSE in v]
         if tagged:
-            flag("think_tag_in_text", f"{', '.join(tagged)} already holds {THINK_OPEN} / {THINK_CLOSE}; give the text without the block")
+            flag("think_tag_in_text",
+                 f"{', '.join(tagged)} already holds {THINK_OPEN} / {THINK_CLOSE}; give the text without the block")
             continue
         images = _as_list(row.get(image_key)) if has_images and not _missing(row.get(image_key)) else []
         images = images if isinstance(images, list) else []
@@ -279,7 +285,9 @@ def build(
 
     def refuse_if_bad():
         if bad and on_bad_row == "refuse":
-            shown = "\n".join(f"  row {b.row}{f' ({b.mode})' if b.mode else ''}: {b.reason}: {b.detail}" for b in bad[:20])
+            shown = "\n".join(
+                f"  row {b.row}{f' ({b.mode})' if b.mode else ''}: {b.reason}: {b.detail}" for b in bad[:20]
+            )
             more = f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else ""
             counts = ", ".join(f"{k} {v}" for k, v in Counter(b.reason for b in bad).items())
             raise BadRowsError(
@@ -303,7 +311,9 @@ def build(
             src = sample["source_index"]
             if src not in prompt_cache:
                 prompt_cache[src] = stage2_prompt_ids(tokenizer, sample["_prompt"], chat_template_kwargs)
-            problem = check_rendered(r, sample["mode"], prefix_tokens, prompt_cache[src], tokenizer, sample["_reasoning"], sample["_answer"])
+            problem = check_rendered(
+                r, sample["mode"], prefix_tokens, prompt_cache[src], tokenizer, sample["_reasoning"], sample["_answer"]
+            )
             where = (src, sample["mode"], sample["data_source"], sample["label"])
             if problem:
                 bad.append(BadSample(*where, "contract", problem))
@@ -333,7 +343,8 @@ def build(
         drop = rng.choice(pool, size=len(pool) - target, replace=False)
         keep[drop] = False
     elif direct_share is not None:
-        print(f"[anneal.build] --direct-share {direct_share}: only one mode present ({n_direct} direct, {n_think} think), nothing to balance", file=sys.stderr)
+        print(f"[anneal.build] --direct-share {direct_share}: only one mode present ({n_direct} direct, "
+              f"{n_think} think), nothing to balance", file=sys.stderr)
     ratio_dropped = Counter((candidates[k]["data_source"], candidates[k]["label"]) for k in np.flatnonzero(~keep))
     chosen = [k for k in range(len(candidates)) if keep[k]]
 
@@ -350,8 +361,9 @@ def build(
     out_rows = []
     for k in chosen:
         times = direct_repeat if candidates[k]["mode"] == NO_THINK else 1
-        out_rows.extend([candidates[k]] * times)  # copies side by side; verl's sampler shuffles (data.shuffle)
-    public = [c for c in ["messages", "images", enable_thinking_key, "data_source", "label", "mode", "source_index"] if c]
+        out_rows.extend([candidates[k]] * times)  # copies side by side; the SFT trainer's sampler shuffles
+    public = ["messages", "images", enable_thinking_key, "data_source", "label", "mode", "source_index"]
+    public = [c for c in public if c]
     if not any(c["images"] for c in out_rows):
         public.remove("images")  # an images column makes MultiTurnSFTDataset demand a processor for every row
     samples = pd.DataFrame([{c: r[c] for c in public} for r in out_rows], columns=public)
@@ -369,7 +381,8 @@ def build(
     summary = pd.DataFrame(table)
     if len(summary):
         total = summary.drop(columns=["data_source", "label"]).sum().to_dict()
-        summary = pd.concat([summary, pd.DataFrame([{"data_source": "all", "label": "all", **total}])], ignore_index=True)
+        total_row = pd.DataFrame([{"data_source": "all", "label": "all", **total}])
+        summary = pd.concat([summary, total_row], ignore_index=True)
         summary = summary.loc[:, [c for c in summary.columns if not c.startswith("bad_") or summary[c].any()]]
 
     n_out_direct = sum(r["mode"] == NO_THINK for r in out_rows)
@@ -396,7 +409,7 @@ def build(
 
 
 def load_tokenizer(path: str, chat_template_file: str | None = None):
-    """The model's tokenizer, with ``--chat-template FILE`` replacing its template (as model.custom_chat_template does)."""
+    """The model's tokenizer; ``--chat-template FILE`` replaces its template, as model.custom_chat_template does."""
     from verl.utils import hf_tokenizer
 
     tokenizer = hf_tokenizer(path)
@@ -450,12 +463,14 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m r4b_verl.anneal.build",
         description="Labelled RL rows -> verl multi-turn SFT parquet for R-4B's bi-mode annealing (stage 1).",
     )
-    ap.add_argument("--in", dest="inp", required=True, help="labelled parquet (verl RL rows + label + reasoning/answer columns)")
+    ap.add_argument("--in", dest="inp", required=True,
+                    help="labelled parquet (verl RL rows + label + reasoning/answer columns)")
     ap.add_argument("--out", required=True, help="SFT parquet to write (data.train_files of verl.trainer.sft_trainer)")
     ap.add_argument("--prefix-preset", default="r4b", choices=["r4b", "qwen3", "r1_distill", "custom"],
                     help="the bpo.prefix_preset stage 2 will use (default r4b)")
     for name in ("think", "no-think", "auto"):
-        ap.add_argument(f"--{name}-prefix", type=_escaped, help=f"override as bpo.{name.replace('-', '_')}_prefix (backslash escapes decoded)")
+        ap.add_argument(f"--{name}-prefix", type=_escaped,
+                        help=f"override as bpo.{name.replace('-', '_')}_prefix (backslash escapes decoded)")
     ap.add_argument("--template-opens", type=_escaped, help="override as bpo.template_opens")
     ap.add_argument("--reasoning-key", default="reasoning", help="column with the reasoning text (default reasoning)")
     ap.add_argument("--answer-key", default="answer", help="column with the answer text (default answer)")
@@ -463,15 +478,21 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--prompt-key", default="prompt", help="column with the prompt messages (default prompt)")
     ap.add_argument("--image-key", default="images", help="column with the images (default images)")
     ap.add_argument("--direct-share", type=float, default=None,
-                    help=f"target share of direct samples, by down-sampling the majority mode (paper: {PAPER_DIRECT_SHARE:.2f}); default keep all")
+                    help="target share of direct samples, by down-sampling the majority mode "
+                         f"(paper: {PAPER_DIRECT_SHARE:.2f}); default keep all")
     ap.add_argument("--seed", type=int, default=0, help="seed of the down-sampling (default 0)")
-    ap.add_argument("--both-modes", action="store_true", help="a row with reasoning gives a think and a no_think sample")
+    ap.add_argument("--both-modes", action="store_true",
+                    help="a row with reasoning gives a think and a no_think sample")
     ap.add_argument("--direct-repeat", type=_repeat, default=1,
-                    help="write each direct sample N times (after the ratio), or 'auto' = mean think/direct trained tokens "
+                    help="write each direct sample N times (after the ratio), or 'auto' = mean think/direct "
+                         "trained tokens "
                          "(verl's SFT loss is a token mean; there is no per-row weight). Default 1")
-    ap.add_argument("--tokenizer", help="model path / name: enables the template check, --max-length and the token contract")
-    ap.add_argument("--chat-template", help="jinja file replacing the tokenizer's template (pass the same as model.custom_chat_template)")
-    ap.add_argument("--chat-template-kwargs", type=json.loads, default=None, help="JSON, as data.apply_chat_template_kwargs")
+    ap.add_argument("--tokenizer",
+                    help="model path / name: enables the template check, --max-length and the token contract")
+    ap.add_argument("--chat-template",
+                    help="jinja file replacing the tokenizer's template (the same as model.custom_chat_template)")
+    ap.add_argument("--chat-template-kwargs", type=json.loads, default=None,
+                    help="JSON, as data.apply_chat_template_kwargs")
     ap.add_argument("--max-length", type=int, help="samples longer than this many tokens are bad (use data.max_length)")
     ap.add_argument("--on-bad-row", choices=["skip", "refuse"], default="refuse",
                     help="refuse (default): write nothing and list the bad rows; skip: drop and list them")
@@ -484,8 +505,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    overrides = {k: getattr(args, a) for k, a in (("think_prefix", "think_prefix"), ("no_think_prefix", "no_think_prefix"),
-                                                   ("auto_prefix", "auto_prefix"), ("template_opens", "template_opens"))}
+    overrides = {k: getattr(args, k) for k in ("think_prefix", "no_think_prefix", "auto_prefix", "template_opens")}
     tokenizer = load_tokenizer(args.tokenizer, args.chat_template) if args.tokenizer else None
     if args.chat_template and not args.tokenizer:
         print("error: --chat-template needs --tokenizer", file=sys.stderr)
@@ -496,7 +516,8 @@ def main(argv: list[str] | None = None) -> int:
             preset=args.prefix_preset, prefix_overrides=overrides,
             reasoning_key=args.reasoning_key, answer_key=args.answer_key, label_key=args.label_key,
             prompt_key=args.prompt_key, image_key=args.image_key,
-            direct_share=args.direct_share, seed=args.seed, both_modes=args.both_modes, direct_repeat=args.direct_repeat,
+            direct_share=args.direct_share, seed=args.seed, both_modes=args.both_modes,
+            direct_repeat=args.direct_repeat,
             tokenizer=tokenizer, chat_template_kwargs=args.chat_template_kwargs, max_length=args.max_length,
             on_bad_row=args.on_bad_row, enable_thinking_key=args.enable_thinking_key or None,
             progress_every=args.progress_every,

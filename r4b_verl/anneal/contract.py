@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-from r4b_verl.rollout.prefixes import PrefixPreset, PrefixTokens, check_prefixes, tokenize_prefixes
+from r4b_verl.rollout.prefixes import PrefixPreset, PrefixTokens, check_prefixes
 from r4b_verl.think import NO_THINK, THINK, THINK_CLOSE, THINK_OPEN
 
 # A ChatML template that writes every message's content verbatim (think blocks included): what
@@ -123,7 +123,8 @@ def stage2_prompt_ids(tokenizer: Any, prompt: list[dict], chat_template_kwargs: 
     from verl.utils.tokenizer.chat_template import apply_chat_template
     from verl.utils.tokenizer.tokenizer import normalize_token_ids
 
-    out = apply_chat_template(tokenizer, prompt, add_generation_prompt=True, tokenize=True, **(chat_template_kwargs or {}))
+    kwargs = chat_template_kwargs or {}
+    out = apply_chat_template(tokenizer, prompt, add_generation_prompt=True, tokenize=True, **kwargs)
     return normalize_token_ids(out)
 
 
@@ -155,7 +156,9 @@ def render_with_verl(
 
     if not samples:
         return []
-    columns = ["messages"] + ([enable_thinking_key] if enable_thinking_key and enable_thinking_key in samples[0] else [])
+    columns = ["messages"]
+    if enable_thinking_key and enable_thinking_key in samples[0]:
+        columns.append(enable_thinking_key)
     frame = pd.DataFrame([{k: s[k] for k in columns} for s in samples])
     config = {
         "max_length": 1 << 30,  # lengths are judged by the caller, against --max-length
@@ -202,7 +205,8 @@ def check_rendered(
         at = next((i for i, (a, b) in enumerate(zip(ids[:start], prompt_ids)) if a != b), min(start, len(prompt_ids)))
         return (
             f"the {start} tokens before the first trained one differ from the {len(prompt_ids)} stage-2 prompt ids "
-            f"from token {at} on (SFT {tokenizer.decode(ids[at:start])!r} vs rollout {tokenizer.decode(prompt_ids[at:])!r})"
+            f"from token {at} on (SFT {tokenizer.decode(ids[at:start])!r} vs "
+            f"rollout {tokenizer.decode(prompt_ids[at:])!r})"
         )
     prefix = prefix_tokens.ids[mode]
     got = ids[start : start + len(prefix)]
@@ -266,7 +270,8 @@ def check_template(
             sample[enable_thinking_key] = mode == THINK
         samples.append(sample)
     prompt_ids = stage2_prompt_ids(tokenizer, prompt, chat_template_kwargs)
-    for mode, sample, rendered in zip((THINK, NO_THINK), samples, render_with_verl(samples, tokenizer, chat_template_kwargs, enable_thinking_key)):
+    rendered_all = render_with_verl(samples, tokenizer, chat_template_kwargs, enable_thinking_key)
+    for mode, sample, rendered in zip((THINK, NO_THINK), samples, rendered_all):
         problem = check_rendered(rendered, mode, tokens, prompt_ids, tokenizer, reasoning, answer)
         if problem:
             kwargs = dict(chat_template_kwargs or {})

@@ -116,7 +116,8 @@ def test_image_rows():
 
 def test_image_rows_round_trip_through_parquet(tmp_path):
     f = pd.DataFrame([
-        row(0, "direct", reasoning=None, prompt=[{"role": "user", "content": "<image> and <image>?"}], images=[IMAGE, IMAGE]),
+        row(0, "direct", reasoning=None, prompt=[{"role": "user", "content": "<image> and <image>?"}],
+            images=[IMAGE, IMAGE]),
         row(1, "direct", reasoning=None, images=None),
     ])
     f.to_parquet(tmp_path / "in.parquet")
@@ -173,8 +174,8 @@ def test_cli(tmp_path, tokenizer_with, capsys):
     tok = tokenizer_with(CHAT_TEMPLATE)
     tok.save_pretrained(tmp_path / "tok")
     (tmp_path / "template.jinja").write_text(CHAT_TEMPLATE)
-    f = pd.concat([frame(3, 9, source="math"), frame(2, 2, source="chart"), pd.DataFrame([row(99, "direct", answer="")])],
-                  ignore_index=True)
+    bad = pd.DataFrame([row(99, "direct", answer="")])
+    f = pd.concat([frame(3, 9, source="math"), frame(2, 2, source="chart"), bad], ignore_index=True)
     f.to_parquet(tmp_path / "labelled.parquet")
     argv = ["--in", str(tmp_path / "labelled.parquet"), "--out", str(tmp_path / "sft.parquet"),
             "--tokenizer", str(tmp_path / "tok"), "--chat-template", str(tmp_path / "template.jinja"),
