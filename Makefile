@@ -117,8 +117,14 @@ WALLTIME ?=
 CPUS ?=
 #> slurm: extra sbatch flags, e.g. --gres=gpu:8 --qos=high
 SBATCH_ARGS ?=
-#> eval: evaluation parquet file(s), as data.val_files takes them (required by eval)
+#> eval: evaluation parquet file(s), as data.val_files takes them (required by eval); anneal: the bi-mode SFT parquet
 DATA ?=
+#> anneal: SFT recipe from r4b_verl/config/recipe/ (r4b_anneal; r4b_anneal_cpu runs on CPU, with NGPUS=)
+ANNEAL_RECIPE ?= r4b_anneal
+#> anneal: trainer.default_local_dir of the SFT run
+ANNEAL_OUT ?= checkpoints/r4b_anneal
+#> anneal: validation parquet in the SFT format (val/loss), data.val_files; empty = none
+ANNEAL_VAL ?=
 #> eval: output directory (report, plots, generations, metrics)
 EVAL_OUT ?= eval
 #> eval: a verl checkpoint (.../global_step_N) to evaluate; empty = MODEL's own weights
@@ -126,7 +132,7 @@ CHECKPOINT ?=
 #> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
 EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm stop eval
+.PHONY: train ray-head ray-worker submit slurm stop eval anneal
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -183,6 +189,12 @@ eval: ## MODEL= DATA= [CHECKPOINT=]: verl's validation in think, no_think and au
 	$(JOB_PYTHON) -m r4b_verl.evaluate run --model $(call q,$(MODEL)) --data $(call q,$(DATA)) \
 		--out $(call q,$(EVAL_OUT)) --recipe $(call q,$(RECIPE)) $(call opt,--checkpoint,$(CHECKPOINT)) \
 		$(call opt,--n,$(EVAL_N)) -- $(ARGS)
+
+anneal: ## MODEL= DATA=: stage 1, bi-mode annealing SFT on verl's SFT trainer, torchrun on NGPUS processes
+	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)
+	PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
+		OUT=$(call q,$(ANNEAL_OUT)) VAL=$(call q,$(ANNEAL_VAL)) \
+		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)

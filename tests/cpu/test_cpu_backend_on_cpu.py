@@ -57,6 +57,8 @@ def test_rollout_names_registered():
         (["main_ppo.py", "+recipe=r4b_bpo"], False),
         (["main_ppo.py", "actor_rollout_ref.rollout.name=vllm"], False),
         (["pytest", "r4b_bpo_cpu"], False),
+        (["sft_trainer.py", "+recipe=r4b_anneal_cpu"], True),
+        (["sft_trainer.py", "+recipe=r4b_anneal"], False),
     ],
 )
 def test_cpu_selected_on_command_line(argv, selected):

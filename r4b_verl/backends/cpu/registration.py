@@ -14,7 +14,8 @@ environment has ``VERL_PLATFORM=cpu``. That variable reaches the processes like 
   Ray actor (TaskRunner, model workers, agent-loop and reward workers) gets it;
 - the driver (``python -m verl.trainer.main_ppo``) resolves verl's platform when it imports the
   trainer, before Hydra has composed any config; so when its command line selects the CPU
-  backend (``recipe=r4b_bpo_cpu`` or ``actor_rollout_ref.rollout.name=hf_cpu``) and
+  backend (``recipe=r4b_bpo_cpu`` or ``actor_rollout_ref.rollout.name=hf_cpu``, or
+  ``+recipe=r4b_anneal_cpu`` on a torchrun command line, in each process) and
   ``VERL_PLATFORM`` is unset, this module sets ``VERL_PLATFORM=cpu`` in the driver. Exporting
   ``VERL_PLATFORM=cpu`` yourself does the same.
 """
@@ -32,7 +33,9 @@ from r4b_verl.backends.cpu import platform as _platform  # noqa: F401 - register
 from r4b_verl.backends.cpu.platform import PLATFORM_NAME
 from r4b_verl.backends.cpu.rollout import ROLLOUT_NAME
 
-CPU_RECIPE = "r4b_bpo_cpu"
+# recipes that run on the CPU backend: the BPO overlay (main_ppo driver) and the annealing SFT overlay
+# (every torchrun process of verl.trainer.sft_trainer sees the override in its own argv)
+CPU_RECIPES = frozenset({"r4b_bpo_cpu", "r4b_anneal_cpu"})
 logger = logging.getLogger(__name__)
 
 
@@ -48,7 +51,7 @@ def cpu_selected_on_command_line(argv: list[str]) -> bool:
         key, sep, value = arg.lstrip("+~").partition("=")
         if not sep:
             continue
-        if key == "recipe" and value == CPU_RECIPE:
+        if key == "recipe" and value in CPU_RECIPES:
             return True
         if key == "actor_rollout_ref.rollout.name" and value == ROLLOUT_NAME:
             return True
