@@ -209,11 +209,13 @@ def _reward_worker(index: int, count: int, args, conn) -> None:
                 reset_caches()
             conn.send("prepared")
             conn.recv()
+            before = dict(STATS)  # a later epoch keeps the caches, and so the counters: report this run's
             cpu = _cpu_seconds()
             verdicts = loop.run_until_complete(score_all(rows, scorer))
             cpu = _cpu_seconds() - cpu
             facts = [(r[2], r[1][-120:], len(r[1]), r[4]) for r in rows]  # gold, tail, length, label
-            conn.send((verdicts, cpu, dict(STATS) if scorer == "ours" else {}, facts))
+            counts = {key: STATS[key] - before[key] for key in STATS} if scorer == "ours" else {}
+            conn.send((verdicts, cpu, counts, facts))
     finally:
         loop.close()
         # multiprocessing joins a child's children before interpreter exit, which would wait
