@@ -57,14 +57,12 @@ def chunk_command(annotator: str, data: Path, dump_dir: Path, metrics: Path, arg
 
 def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
     """Row position -> (correct samples, samples) from a chunk's validation dump."""
-    from r4b_verl.evaluate.dump import newest_dump
+    from r4b_verl.evaluate.dump import jsonl_lines, newest_dump
     from r4b_verl.think import INDEX_INFO_KEY
 
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     path = newest_dump(dump_dir)
-    for number, text in enumerate(open(path, encoding="utf-8"), start=1):
-        if not text.strip():
-            continue
+    for number, text in jsonl_lines(path):
         line = json.loads(text)
         if INDEX_INFO_KEY not in line:
             raise ValueError(f"{path}:{number}: no {INDEX_INFO_KEY}: the annotator run did not use r4b-verl's BPO worker")
