@@ -92,7 +92,7 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
     for column in ("prompt", "data_source"):
         if column not in rows:
             raise ValueError(f"{args.data}: no {column!r} column: not verl RL rows (see r4b_verl/anneal/README.md)")
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # verl runs in a directory of its own: every path it gets is absolute
     sidecar = out.with_name(out.name + ".labels.jsonl")
     done: dict[int, dict] = {}
     if sidecar.exists():  # resume: labels of finished chunks
