@@ -140,7 +140,7 @@ CHECKPOINT ?=
 #> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
 EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm stop eval anneal
+.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -149,6 +149,16 @@ opt = $(if $(strip $(2)),$(1)=$(call q,$(2)))
 # $(call require,VAR,what it is): fail (also under make -n) when VAR is empty.
 require = $(if $(strip $($(1))),,$(error $(1)=... is required: $(2)))
 require_job = $(call require,MODEL,path or HF id of the model)$(call require,TRAIN,training parquet file(s))$(call require,VAL,validation parquet file(s))
+# make slurm checks what it can on the submit host, before sbatch: a typo would otherwise cost a
+# queue wait and a Ray start before the job fails.
+no_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
+# $(call count,VAR,what[,zero ok]): VAR is one whole number, >= 1 unless the third argument is set.
+count = $(if $(and $(filter 1,$(words $($(1)))),$(if $(call no_digits,$($(1))),,y),$(or $(3),$(subst 0,,$($(1))))),,$(error $(1)=$($(1)): $(2)))
+# Local paths of a value (one path, or a Hydra list [a,b]): absolute, ./, ../ or ~; no URIs or HF ids.
+comma := ,
+local_paths = $(foreach p,$(subst $(comma), ,$(subst [,,$(subst ],,$(subst ',,$(subst ",,$(1)))))),$(if $(findstring ://,$(p)),,$(filter /% ./% ../% ~%,$(p))))
+exists = $(foreach p,$(call local_paths,$($(1))),$(if $(wildcard $(p)),,$(error $(1)=$($(1)): no such file or directory: $(p) (checked on this host: the nodes read the same shared path))))
+check_slurm = $(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(if $(wildcard r4b_verl/config/recipe/$(RECIPE).yaml),,$(error RECIPE=$(RECIPE): no r4b_verl/config/recipe/$(RECIPE).yaml (recipes: $(notdir $(basename $(wildcard r4b_verl/config/recipe/*.yaml))))))$(call exists,MODEL)$(call exists,TRAIN)$(call exists,VAL)
 
 # The job's Hydra overrides, shared by train, submit and slurm.
 JOB_OVERRIDES = +recipe=$(RECIPE) $(call opt,actor_rollout_ref.model.path,$(MODEL)) \
@@ -182,7 +192,7 @@ submit: ## ray job submit the recipe to RAY_ADDRESS; RUNTIME_ENV ships the plugi
 		$(SUBMIT_ARGS) -- $(ENTRYPOINT) $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
 
 slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (MODEL= TRAIN= VAL=)
-	$(require_job)
+	$(require_job)$(check_slurm)
 	RAY=$(call q,$(RAY)) JOB_PYTHON=$(call q,$(JOB_PYTHON)) ENTRYPOINT=$(call q,$(ENTRYPOINT)) \
 		RAY_PORT=$(RAY_PORT) DASHBOARD_PORT=$(DASHBOARD_PORT) NGPUS=$(call q,$(NGPUS)) \
 		RUNTIME_ENV=$(call q,$(RUNTIME_ENV)) RAY_START_ARGS=$(call q,$(RAY_START_ARGS)) \
@@ -191,6 +201,18 @@ slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
 		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
 		recipes/slurm.sbatch $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+
+# Debian's Slurm for tests/cluster/test_real_slurm_on_cpu.py (.ci/run calls it; about 10 s).
+SLURM_BINARIES := slurmctld slurmd sbatch munged
+slurm-deps: ## root + apt-get: install Debian's slurm-wlm and munge (a real one-node Slurm for the tests), once
+	@missing=$$(for b in $(SLURM_BINARIES); do command -v $$b >/dev/null || echo $$b; done); \
+	if [[ -z $$missing ]]; then \
+		echo "slurm-deps: $(SLURM_BINARIES) present"; \
+	elif [[ $$(id -u) == 0 ]] && command -v apt-get >/dev/null; then \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slurm-wlm munge; \
+	else \
+		echo "slurm-deps: needs root and apt-get; install slurm-wlm and munge yourself (the real-Slurm test skips without them)"; \
+	fi
 
 eval: ## MODEL= DATA= [CHECKPOINT=]: verl's validation in think, no_think and auto mode, then report and plots
 	$(call require,MODEL,path or HF id of the model)$(call require,DATA,evaluation parquet file(s))

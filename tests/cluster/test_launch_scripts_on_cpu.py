@@ -209,7 +209,11 @@ def fake_cluster(tmp_path):
 
 
 def _make_slurm(bin_dir, env, *extra):
-    return subprocess.run(["make", "--no-print-directory", "slurm", *JOB, "NNODES=3", f"SBATCH={bin_dir}/sbatch",
+    data = bin_dir.parent  # make slurm checks that local data paths exist
+    for name in ("train.parquet", "val.parquet"):
+        (data / name).touch()
+    job = [JOB[0], f"TRAIN={data / 'train.parquet'}", f"VAL={data / 'val.parquet'}"]
+    return subprocess.run(["make", "--no-print-directory", "slurm", *job, "NNODES=3", f"SBATCH={bin_dir}/sbatch",
                            f"RAY={bin_dir}/ray", f"JOB_PYTHON={bin_dir}/python", *extra],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
@@ -248,6 +252,13 @@ def test_make_slurm_propagates_a_failed_job_and_still_tears_down(fake_cluster):
     out = _make_slurm(bin_dir, env)
     assert out.returncode != 0
     assert "tearing down (exit code 3)" in out.stdout
+    # the end of the log says why: the failing command (expanded), its exit code, where the log is
+    report = [line for line in out.stderr.splitlines() if line.startswith("slurm.sbatch: ")][-3:]
+    assert report[0] == "slurm.sbatch: job 42 FAILED with exit code 3", out.stderr
+    assert report[1].startswith(f"slurm.sbatch: failing command: {bin_dir}/ray job submit "
+                                "--address=http://127.0.0.1:8265 --submission-id=r4b-42 "), report
+    assert "actor_rollout_ref.model.path=Qwen/Qwen3-4B" in report[1], report
+    assert report[2].startswith(f"slurm.sbatch: log: slurm-r4b-bpo-42.out (in {REPO})"), report
     calls = log.read_text().splitlines()
     assert any(c.startswith("ray job stop --address=http://127.0.0.1:8265 r4b-42") for c in calls)
     assert sorted(c for c in calls if c.startswith("ray stopped")) == [f"ray stopped @ node{i}" for i in (1, 2, 3)]
@@ -260,6 +271,7 @@ def test_slurm_script_gives_up_when_nodes_do_not_join(fake_cluster):
     out = _make_slurm(bin_dir, env)
     assert out.returncode != 0
     assert "only 1 of 3 Ray nodes joined within 1s" in out.stderr
+    assert "slurm.sbatch: failing command: slurm.sbatch: only 1 of 3 Ray nodes joined" in out.stderr
     assert not any(c.startswith("ray job submit") for c in log.read_text().splitlines())
     assert len([c for c in log.read_text().splitlines() if c.startswith("ray stopped")]) == 3
 

@@ -163,8 +163,17 @@ def test_submit_hands_ray_each_override_as_one_argument(tmp_path):
     assert argv[argv.index("--") + 1:][-3:] == ARGS_PARSED
 
 
-def test_slurm_command_line():
-    (cmd,) = dry_run("slurm", *JOB, "NNODES=4", "PARTITION=gpu", "ACCOUNT=proj", "WALLTIME=1-00:00:00", ARGS,
+def local_job(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """JOB with data files that exist (make slurm checks local paths before sbatch) and its overrides."""
+    for name in ("train.parquet", "val.parquet"):
+        (tmp_path / name).touch()
+    job = [JOB[0], f"TRAIN={tmp_path / 'train.parquet'}", f"VAL={tmp_path / 'val.parquet'}"]
+    return job, [o.replace("/data/", f"{tmp_path}/") for o in DEFAULT_OVERRIDES]
+
+
+def test_slurm_command_line(tmp_path):
+    job, default_overrides = local_job(tmp_path)
+    (cmd,) = dry_run("slurm", *job, "NNODES=4", "PARTITION=gpu", "ACCOUNT=proj", "WALLTIME=1-00:00:00", ARGS,
                      "CPUS=64", "SBATCH_ARGS=--qos=high")
     env, cmd = split_env(cmd)
     assert env == {"RAY": "ray", "JOB_PYTHON": "python", "ENTRYPOINT": "python -m verl.trainer.main_ppo",
@@ -173,8 +182,42 @@ def test_slurm_command_line():
     script = cmd.index("recipes/slurm.sbatch")
     assert cmd[:script] == ["sbatch", "--nodes=4", "--gpus-per-node=8", "--partition=gpu", "--account=proj",
                             "--time=1-00:00:00", "--cpus-per-task=64", "--job-name=r4b_bpo", "--qos=high"]
-    overrides = [o.replace("trainer.nnodes=1", "trainer.nnodes=4") for o in DEFAULT_OVERRIDES]
+    overrides = [o.replace("trainer.nnodes=1", "trainer.nnodes=4") for o in default_overrides]
     assert cmd[script + 1:] == overrides + CLUSTER_OVERRIDES + ARGS_PARSED
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("NNODES=0", "NNODES=0: number of nodes: a whole number >= 1"),
+    ("NNODES=two", "NNODES=two: number of nodes: a whole number >= 1"),
+    ("NNODES=2 4", "NNODES=2 4: number of nodes: a whole number >= 1"),
+    ("CPUS=0", "CPUS=0: CPUs per node: a whole number >= 1 or empty"),
+    ("NGPUS=eight", "NGPUS=eight: GPUs per node: a whole number or empty"),
+    ("RECIPE=r4b_bpoo", "RECIPE=r4b_bpoo: no r4b_verl/config/recipe/r4b_bpoo.yaml (recipes: "),
+    ("MODEL=/nonexistent/model", "MODEL=/nonexistent/model: no such file or directory: /nonexistent/model"),
+    ("TRAIN={tmp}/trian.parquet", "TRAIN={tmp}/trian.parquet: no such file or directory: {tmp}/trian.parquet"),
+    ("VAL=[{tmp}/val.parquet,{tmp}/val2.parquet]", "no such file or directory: {tmp}/val2.parquet"),
+])
+def test_slurm_refuses_a_bad_variable_before_calling_sbatch(tmp_path, bad, message):
+    job, _ = local_job(tmp_path)
+    bad, message = bad.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    called = tmp_path / "sbatch-called"
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text(f"#!/usr/bin/env bash\ntouch {called}\n")
+    sbatch.chmod(0o755)
+    for args in (("-n", "slurm"), ("slurm",)):
+        out = make(*args, *job, bad, f"SBATCH={sbatch}")
+        assert out.returncode != 0, out.stdout
+        assert message in out.stderr, out.stderr
+        assert not called.exists()
+    out = make("slurm", *job, f"SBATCH={sbatch}")  # the same call without the bad value does reach sbatch
+    assert out.returncode == 0 and called.exists(), out.stderr
+
+
+def test_slurm_leaves_uris_model_ids_and_recipe_defaults_to_the_nodes(tmp_path):
+    (cmd,) = dry_run("slurm", "MODEL=Qwen/Qwen3-4B", "TRAIN=hdfs://data/train.parquet", f"VAL={tmp_path}",
+                     "NGPUS=", "CPUS=", "RECIPE=r4b_bpo_cpu")
+    _, cmd = split_env(cmd)
+    assert cmd[:2] == ["sbatch", "--nodes=1"] and "data.train_files=hdfs://data/train.parquet" in cmd
 
 
 def test_stop_command_lines():

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,81 +25,15 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper module importable
+from loopback_netns import Netns, cmdline, listening_ports  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 RAY = BIN / "ray"
 TOTAL_BUDGET_S = 900  # the whole test, cluster start to stop (the demo alone takes ~1 min on 2 cores)
 GCS_PORT = 46379
 DASHBOARD_PORT = 48265
-
-
-# `ip link set lo up` without iproute2: SIOCGIFFLAGS / SIOCSIFFLAGS with IFF_UP.
-LOOPBACK_UP = """
-import fcntl, socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]
-fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))
-"""
-
-
-def _listening_ports(pid: int) -> set[int]:
-    """TCP ports listening in the network namespace of `pid` (from its /proc/PID/net/tcp{,6})."""
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[3] == "0A":  # LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def _netns_pids(netns: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.readlink(entry / "ns" / "net") == netns:
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
-
-
-class Netns:
-    """A network namespace with only loopback, kept alive by a `sleep` process."""
-
-    def __init__(self):
-        self.holder = None
-        self.prefix: list[str] = []
-        self.netns = ""
-        for unshare, enter in ((["--net"], ["--net"]),
-                               (["--user", "--map-root-user", "--net"], ["--user", "--net", "--preserve-credentials"])):
-            holder = subprocess.Popen(["unshare", *unshare, "--", "sleep", str(TOTAL_BUDGET_S + 120)],
-                                      start_new_session=True, stderr=subprocess.DEVNULL)
-            time.sleep(0.3)
-            prefix = ["nsenter", f"--target={holder.pid}", *enter, "--"]
-            up = holder.poll() is None and subprocess.run(
-                [*prefix, sys.executable, "-c", LOOPBACK_UP], capture_output=True, timeout=30).returncode == 0
-            if up:
-                self.holder, self.prefix = holder, prefix
-                self.netns = os.readlink(f"/proc/{holder.pid}/ns/net")
-                return
-            holder.kill()
-            holder.wait()
-
-    def processes(self) -> list[int]:
-        return [pid for pid in _netns_pids(self.netns) if pid != self.holder.pid]
-
-    def close(self):
-        if self.holder is None:
-            return
-        for pid in self.processes():  # whatever `make stop` left behind (nothing, when it works)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        self.holder.kill()
-        self.holder.wait()
 
 
 @pytest.fixture
@@ -110,7 +43,7 @@ def cluster_env():
         pytest.skip(f"needs {', '.join(missing)} to isolate the Ray cluster in a loopback-only network namespace")
     if not RAY.exists():
         pytest.skip(f"no ray executable next to {sys.executable}")
-    ns = Netns()
+    ns = Netns(TOTAL_BUDGET_S + 120)
     if ns.holder is None:
         pytest.skip("cannot create a network namespace here (unshare --net): the cluster would not be loopback-only")
     # Short, fresh temp dir: Ray's unix socket paths live under it and are limited to 107 characters.
@@ -193,9 +126,7 @@ def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
         assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
         return remaining
 
-    dev = Path(f"/proc/{ns.holder.pid}/net/dev").read_text().splitlines()[2:]
-    interfaces = [line.split(":")[0].strip() for line in dev]
-    assert interfaces == ["lo"], interfaces  # nothing but loopback to listen on
+    assert ns.interfaces() == ["lo"], ns.interfaces()  # nothing but loopback to listen on
 
     assets = temp_dir / "assets"
     # a random model is enough for the plumbing (no bi-mode annealing: that is minutes on a busy CPU)
@@ -214,7 +145,7 @@ def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
                    min(180, left()), temp_dir / "head.log")
     assert rc == 0, _tail(out)
     assert (temp_dir / "ray" / "r4b_ray_node.pgid").exists()
-    listening = _listening_ports(ns.holder.pid)
+    listening = listening_ports(ns.holder.pid)
     assert {GCS_PORT, DASHBOARD_PORT} <= listening, listening
 
     # 2. a probe with the demo's overrides and runtime env: the shipped checkout is what runs, in the
@@ -251,6 +182,5 @@ def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
     assert rc == 0, out
     assert "ray_node.sh: stopped" in out, out
     time.sleep(1)
-    survivors = [pid for pid in ns.processes() if Path(f"/proc/{pid}/stat").exists()
-                 and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"]
-    assert not survivors, [Path(f"/proc/{p}/cmdline").read_bytes()[:200] for p in survivors]
+    survivors = ns.survivors()
+    assert not survivors, [cmdline(p) for p in survivors]
