@@ -26,7 +26,12 @@ for addr in sys.argv[1:]:
 
 def listening(pid: int) -> set[tuple[str, int]]:
     """(address, port) of the TCP sockets listening in the network namespace of `pid` (/proc/PID/net/tcp{,6})."""
-    found = set()
+    return set(listening_inodes(pid))
+
+
+def listening_inodes(pid: int) -> dict[tuple[str, int], int]:
+    """(address, port) -> socket inode, of the TCP sockets listening in the namespace of `pid`."""
+    found = {}
     for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
         for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
             fields = line.split()
@@ -36,8 +41,22 @@ def listening(pid: int) -> set[tuple[str, int]]:
             raw = bytes.fromhex(hex_addr)
             # the kernel prints each 32-bit word in host (little-endian) order
             raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
-            found.add((socket.inet_ntop(family, raw), int(hex_port, 16)))
+            found[(socket.inet_ntop(family, raw), int(hex_port, 16))] = int(fields[9])
     return found
+
+
+def socket_owners(pids: list[int]) -> dict[int, int]:
+    """socket inode -> pid of a process (among `pids`) holding it."""
+    owners = {}
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    owners[int(link[8:-1])] = pid
+        except OSError:
+            pass
+    return owners
 
 
 def listening_ports(pid: int) -> set[int]:
