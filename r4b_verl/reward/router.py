@@ -34,6 +34,7 @@ BUILTINS: dict[str, Callable | None] = {
 }
 
 DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
+    ("*_mc", "choice"),  # multiple-choice rows of r4b_verl.data.prepare (mathvista_mc, scienceqa_mc, ...)
     ("math", "math"),
     ("*math-500*", "math"),
     ("*math500*", "math"),
@@ -43,6 +44,10 @@ DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
     ("*gsm8k*", "math"),
     ("aime*", "math"),
     ("*/aime*", "math"),
+    ("*dapo_math*", "math"),
+    ("*geometry3k*", "math"),
+    ("*mathvista*", "math"),
+    ("*mathverse*", "math"),
     ("choice", "choice"),
     ("numeric", "numeric"),
     ("exact", "exact"),
