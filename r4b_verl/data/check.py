@@ -112,6 +112,8 @@ def write_good_rows(report: FileReport, out: Path) -> int:
     import datasets
 
     src = Path(report.path)
+    if out.resolve() == src.resolve():
+        raise DataCheckError(f"--drop-bad {out} is the input file itself: write the good rows elsewhere")
     builder = "parquet" if src.suffix.lower() == ".parquet" else "json"
     table = datasets.load_dataset(builder, data_files=str(src), split="train")
     keep = [i for i in range(len(table)) if i not in report.bad]
@@ -177,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.drop_bad)
     for report in reports:
         target = out if len(reports) == 1 else out / Path(report.path).name
-        kept = write_good_rows(report, target)
+        try:
+            kept = write_good_rows(report, target)
+        except DataCheckError as exc:
+            print(f"[r4b-verl] ERROR: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {kept} good rows of {report.path} to {target}")
     return 0
 

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from r4b_verl.reward.gold import gold_problem
+from r4b_verl.reward.gold import gold_problem, null_gold
 from r4b_verl.reward.router import route
 from r4b_verl.reward.settings import Settings
 
@@ -77,8 +77,8 @@ def ground_truth_problem(row: Mapping, settings: Settings, reward: str | None = 
     name = reward or route(settings, source)[0]
     problem = gold_problem(name, reward_model.get("ground_truth"), settings)
     if problem:
-        return ("null ground truth" if "is null" in problem or "empty" in problem or "is nan" in problem
-                or "is ''" in problem else "unreadable ground truth"), f"{problem} (data_source {source!r} -> {name})"
+        kind = "null ground truth" if null_gold(reward_model.get("ground_truth")) else "unreadable ground truth"
+        return kind, f"{problem} (data_source {source!r} -> {name})"
     return None
 
 

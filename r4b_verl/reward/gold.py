@@ -29,13 +29,20 @@ def _is_null(value) -> bool:
         isinstance(value, str) and not value.strip())
 
 
+def null_gold(ground_truth) -> bool:
+    """A ground truth that holds no answer at all: null, NaN, blank, or a list of only those."""
+    if _is_null(ground_truth):
+        return True
+    golds = gold_list(ground_truth)
+    return not golds or all(_is_null(g) for g in golds)
+
+
 def gold_problem(reward: str, ground_truth, settings: Settings = Settings()) -> str | None:
     """None if ``reward`` (a route's name) can read ``ground_truth``, else why not."""
-    if _is_null(ground_truth):
-        return f"ground truth is {'null' if ground_truth is None else repr(ground_truth)}: every response would score 0"
+    if null_gold(ground_truth):
+        shown = "null" if ground_truth is None else repr(ground_truth)[:40]
+        return f"ground truth is {shown}: every response would score 0"
     golds = gold_list(ground_truth)
-    if not golds or all(_is_null(g) for g in golds):
-        return "ground truth is an empty list: every response would score 0"
     if reward == "format" or reward not in ("math", "choice", "numeric", "exact"):
         return None
     for gold in golds:
