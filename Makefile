@@ -222,7 +222,7 @@ INPUT ?=
 #> output directory of make prepare (train.parquet, val.parquet, summary.json)
 OUT ?=
 
-.PHONY: prepare check-data
+.PHONY: prepare check-data bench-data-check
 prepare: $(INSTALLED) ## verl RL rows from a downloaded dataset: DATASET= INPUT= OUT= [ARGS="--val-size 500 --limit N"]
 	@test -n "$(DATASET)" -a -n "$(INPUT)" -a -n "$(OUT)" || { echo "usage: make prepare DATASET=gsm8k INPUT=path OUT=dir"; exit 2; }
 	$(PY) -m r4b_verl.data.prepare --dataset $(call q,$(DATASET)) --input $(call q,$(INPUT)) --out $(call q,$(OUT)) $(ARGS)
@@ -230,3 +230,6 @@ prepare: $(INSTALLED) ## verl RL rows from a downloaded dataset: DATASET= INPUT=
 check-data: $(INSTALLED) ## check RL file(s) before training: DATA=file.parquet [ARGS="--tokenizer MODEL --drop-bad OUT"]
 	@test -n "$(DATA)" || { echo "usage: make check-data DATA=train.parquet"; exit 2; }
 	$(PY) -m r4b_verl.data.check $(DATA) $(ARGS)
+
+bench-data-check: $(INSTALLED) ## rows/s of the data check: the cheap start-up check and the full one
+	$(PY) benchmarks/bench_data_check.py

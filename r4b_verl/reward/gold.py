@@ -15,6 +15,7 @@ refuse such rows instead. Each test is the reward's own first step on the gold:
 from __future__ import annotations
 
 import math as _math
+from functools import lru_cache
 
 from .choice import _letter
 from .exact import normalize
@@ -39,6 +40,17 @@ def null_gold(ground_truth) -> bool:
 
 def gold_problem(reward: str, ground_truth, settings: Settings = Settings()) -> str | None:
     """None if ``reward`` (a route's name) can read ``ground_truth``, else why not."""
+    if isinstance(ground_truth, str) and len(ground_truth) <= 256:
+        return _short_gold_problem(reward, ground_truth, settings)  # datasets repeat their golds: cached
+    return _gold_problem(reward, ground_truth, settings)
+
+
+@lru_cache(maxsize=65536)
+def _short_gold_problem(reward: str, ground_truth: str, settings: Settings) -> str | None:
+    return _gold_problem(reward, ground_truth, settings)
+
+
+def _gold_problem(reward: str, ground_truth, settings: Settings) -> str | None:
     if null_gold(ground_truth):
         shown = "null" if ground_truth is None else repr(ground_truth)[:40]
         return f"ground truth is {shown}: every response would score 0"
