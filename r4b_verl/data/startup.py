@@ -12,6 +12,7 @@ row and reason; ``warn`` logs the same and trains; ``off`` skips it.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 
@@ -64,7 +65,7 @@ def check_config_data(config) -> list[FileReport]:
                 logger.warning("bpo.data_check: %s is not a local file; not checked at start-up", path)
                 continue
             try:
-                reports.append(check_file(path.removeprefix("file://"), settings, decode=False, prompt_key=prompt_key,
+                reports.append(check_file(os.path.expanduser(path.removeprefix("file://")), settings, decode=False, prompt_key=prompt_key,
                                           image_key=image_key, reward=fixed))
             except DataCheckError as exc:
                 raise DataCheckError(f"data.{key}: {exc}") from None
