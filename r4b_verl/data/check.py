@@ -66,7 +66,7 @@ def _parquet_rows(path: Path, prompt_key: str, image_key: str, decode: bool) -> 
             lengths = pc.fill_null(pc.list_value_length(batch.column(image_key)), 0).to_pylist()
             batch = batch.drop_columns([image_key])
         for k, row in enumerate(batch.to_pylist()):
-            yield index, row, (lengths[k] if lengths is not None else (None if decode else 0))
+            yield index, row, (lengths[k] if lengths is not None else None)
             index += 1
 
 

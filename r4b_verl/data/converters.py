@@ -194,7 +194,7 @@ def aime(row: dict, base_dir=None) -> Example:
     answer = f.text("answer", what="answer")
     if not re.fullmatch(r"-?\d+(?:\.0+)?", answer):
         raise BadRow("answer is not an integer", repr(answer[:40]))
-    return Example(math_prompt(question), str(int(float(answer))), "math", question)
+    return Example(math_prompt(question), str(int(answer.split(".")[0])), "math", question)
 
 
 # --- multimodal -----------------------------------------------------------------------------------
@@ -213,14 +213,14 @@ def visual_math(row: dict, base_dir=None) -> Example:
     ``question_type`` with the options in the question text) or free form (a math answer)."""
     f = Fields(row)
     question = f.text("question", "problem")
-    images = _image_values(f) if f.get("decoded_image") is None else [f.get("decoded_image")]
-    images = _images(images, base_dir)
+    images = _images(_image_values(f), base_dir)  # MathVista: decoded_image before its path in image
     answer = f.get("answer")
     if answer is None:
         raise BadRow("no answer", "field answer")
     choices = f.get("choices", "options")
     qtype = str(f.get("question_type") or "").lower().replace("-", "_")
-    if choices is not None and (not isinstance(choices, (list, tuple)) or len(choices)) and "free" not in qtype:
+    listed = choices is not None and not (isinstance(choices, (list, tuple)) and not choices)  # [] = free form
+    if listed and "free" not in qtype:
         options = _options(choices)
         prompt = choice_prompt(_with_placeholders(question, len(images)), options)
         return Example(prompt, _letter(answer, options), "choice", question, images)

@@ -86,8 +86,3 @@ def image_digest(data: bytes) -> str:
     """A short content hash of an encoded image (de-duplication key part)."""
     return hashlib.blake2b(data, digest_size=12).hexdigest()
 
-
-def count_placeholders(messages) -> int:
-    """``<image>`` placeholders over all string contents of a prompt's messages."""
-    return sum(m.get("content", "").count(PLACEHOLDER) for m in messages if isinstance(m, dict)
-               and isinstance(m.get("content"), str))

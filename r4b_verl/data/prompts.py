@@ -23,6 +23,3 @@ def choice_prompt(question: str, options: list[str]) -> str:
     lines = "\n".join(f"{LETTERS[i]}. {str(option).strip()}" for i, option in enumerate(options))
     return f"{question.strip()}\n\nOptions:\n{lines}\n\n{CHOICE_INSTRUCTION}"
 
-
-def user_messages(text: str) -> list[dict]:
-    return [{"role": "user", "content": text}]

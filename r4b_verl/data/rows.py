@@ -100,6 +100,9 @@ def row_problems(row: Mapping, settings: Settings, *, prompt_key: str = "prompt"
         if gt:
             problems.append(gt)
     images = _as_list(row.get(image_key)) if n_images is None else None
+    if images is not None and not isinstance(images, (list, tuple)):
+        problems.append(("bad image", f"{image_key} is a {type(images).__name__}, not a list"))
+        images = None
     count = n_images if n_images is not None else len(images or [])
     if not prompt_bad and placeholders(prompt) != count:
         problems.append(("placeholders != images",
