@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from r4b_verl.reward.gold import gold_problem, null_gold
-from r4b_verl.reward.router import route
+from r4b_verl.reward.router import route_name
 from r4b_verl.reward.settings import Settings
 
 from .images import PLACEHOLDER, decode_problem
@@ -74,7 +74,7 @@ def ground_truth_problem(row: Mapping, settings: Settings, reward: str | None = 
     if not isinstance(reward_model, Mapping) or "ground_truth" not in reward_model:
         return "no ground truth", "reward_model.ground_truth is missing"
     source = row.get("data_source")
-    name = reward or route(settings, source)[0]
+    name = reward or route_name(settings, source)  # a user function is not imported: only null is checked
     problem = gold_problem(name, reward_model.get("ground_truth"), settings)
     if problem:
         kind = "null ground truth" if null_gold(reward_model.get("ground_truth")) else "unreadable ground truth"

@@ -20,7 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from r4b_verl.reward.settings import Settings, settings_from
-from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions
+from r4b_verl.rollout.options import BPORolloutOptions
 
 from .check import DataCheckError, FileReport, check_file
 
@@ -96,5 +96,5 @@ class DataCheckCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         try:
             check_config_data(config)
-        except (DataCheckError, BPOConfigError) as exc:
+        except ValueError as exc:  # DataCheckError, BPOConfigError, a bad reward_kwargs option: each names its fix
             sys.exit(f"[r4b-verl] ERROR: {exc}")
