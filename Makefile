@@ -125,7 +125,7 @@ WALLTIME ?=
 CPUS ?=
 #> slurm: extra sbatch flags, e.g. --gres=gpu:8 --qos=high
 SBATCH_ARGS ?=
-#> eval: evaluation parquet file(s), as data.val_files takes them (required by eval); anneal: the bi-mode SFT parquet
+#> eval: evaluation parquet file(s), as data.val_files takes them (required by eval); anneal: the bi-mode SFT parquet; check-data: RL file(s) to check
 DATA ?=
 #> anneal: SFT recipe from r4b_verl/config/recipe/ (r4b_anneal; r4b_anneal_cpu runs on CPU, with NGPUS=)
 ANNEAL_RECIPE ?= r4b_anneal
@@ -234,3 +234,24 @@ stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `
 .PHONY: demo
 demo: $(INSTALLED) ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
 	PYTHON=$(PY) bash recipes/run_demo_cpu.sh
+
+# ------------------------------------------------------------------------------------------------
+# Data: public datasets -> verl RL rows, and the check of any RL file (r4b_verl/data/README.md).
+#> dataset family of make prepare (gsm8k, math, math500, dapo-math-17k, aime, geometry3k, mathvista, mathverse, scienceqa, mmmu)
+DATASET ?=
+#> what make prepare reads: a .parquet / .json / .jsonl file, a folder of them, or a saved datasets folder
+INPUT ?=
+#> output directory of make prepare (train.parquet, val.parquet, summary.json)
+OUT ?=
+
+.PHONY: prepare check-data bench-data-check
+prepare: $(INSTALLED) ## verl RL rows from a downloaded dataset: DATASET= INPUT= OUT= [ARGS="--val-size 500 --limit N"]
+	@test -n "$(DATASET)" -a -n "$(INPUT)" -a -n "$(OUT)" || { echo "usage: make prepare DATASET=gsm8k INPUT=path OUT=dir"; exit 2; }
+	$(PY) -m r4b_verl.data.prepare --dataset $(call q,$(DATASET)) --input $(call q,$(INPUT)) --out $(call q,$(OUT)) $(ARGS)
+
+check-data: $(INSTALLED) ## check RL file(s) before training: DATA=file.parquet [ARGS="--tokenizer MODEL --drop-bad OUT"]
+	@test -n "$(DATA)" || { echo "usage: make check-data DATA=train.parquet"; exit 2; }
+	$(PY) -m r4b_verl.data.check $(DATA) $(ARGS)
+
+bench-data-check: $(INSTALLED) ## rows/s of the data check: the cheap start-up check and the full one
+	$(PY) benchmarks/bench_data_check.py

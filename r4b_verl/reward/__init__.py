@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 
 from r4b_verl.think import THINK_CLOSE, answer_part, format_score, normalize_mode
+from .gold import null_gold
 from .math_answer import STATS, reset_caches
 from .outcome import PRED_MAX_CHARS, RESULT_KEYS, Outcome, to_result
 from .router import BUILTINS, DEFAULT_ROUTES, route
@@ -81,11 +82,27 @@ def _log_failure(name: str, data_source) -> None:
         logger.exception("reward %r failed on a response of data_source %r; scored 0", name, data_source)
 
 
+_null_gold_sources: set[str] = set()
+
+
+def _warn_null_gold(data_source) -> None:
+    """Once per data source: a row without a ground truth scores 0 whatever the response (data rows, not the model)."""
+    source = str(data_source)
+    with _probe_lock:
+        if source in _null_gold_sources or len(_null_gold_sources) > 1024:
+            return
+        _null_gold_sources.add(source)
+    logger.warning("reward: a row of data_source %r has a null ground truth (reward_model.ground_truth): every response "
+                   "to it scores 0. Find the rows with: python -m r4b_verl.data.check FILE", source)
+
+
 def _builtin(name, fn, data_source, solution_str, ground_truth, mode, settings) -> dict | Callable[[], dict]:
     """A built-in reward's result, or (math needing sympy) a blocking callable that finishes it.
 
     Model output never makes either raise: a failure is logged and scored 0.
     """
+    if null_gold(ground_truth):
+        _warn_null_gold(data_source)
     try:
         response = solution_str if isinstance(solution_str, str) else str(solution_str)
         if len(response) > settings.max_response_chars:

@@ -11,6 +11,7 @@ loads ``custom_reward_function.path``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import threading
 from typing import Callable
@@ -34,6 +35,7 @@ BUILTINS: dict[str, Callable | None] = {
 }
 
 DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
+    ("*_mc", "choice"),  # multiple-choice rows of r4b_verl.data.prepare (mathvista_mc, scienceqa_mc, ...)
     ("math", "math"),
     ("*math-500*", "math"),
     ("*math500*", "math"),
@@ -43,6 +45,10 @@ DEFAULT_ROUTES: tuple[tuple[str, str], ...] = (
     ("*gsm8k*", "math"),
     ("aime*", "math"),
     ("*/aime*", "math"),
+    ("*dapo_math*", "math"),
+    ("*geometry3k*", "math"),
+    ("*mathvista*", "math"),
+    ("*mathverse*", "math"),
     ("choice", "choice"),
     ("numeric", "numeric"),
     ("exact", "exact"),
@@ -100,6 +106,27 @@ def _match(table: tuple[tuple[str, str], ...], source: str) -> tuple[str, str] |
     return next((item for item in table if fnmatch.fnmatchcase(lowered, item[0].lower())), None)
 
 
+def _lookup(settings: Settings, source: str) -> tuple[str, str]:
+    """(route value, where it was set) for ``source``: user routes, then the built-in table, then the default."""
+    user = _match(settings.routes, source)
+    if user is not None:
+        return user[1], f"{CONFIG_PREFIX}.routes.{user[0]}"
+    builtin = _match(DEFAULT_ROUTES, source)
+    if builtin is not None:
+        return builtin[1], "built-in route"
+    return settings.default, f"{CONFIG_PREFIX}.default"
+
+
+def route_name(settings: Settings, data_source) -> str:
+    """The reward ``data_source`` routes to (a built-in name or a user function's spec), without loading it."""
+    return _cached_lookup(settings, str(data_source))[0]
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_lookup(settings: Settings, source: str) -> tuple[str, str]:
+    return _lookup(settings, source)
+
+
 def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
     """(reward name, function); function None means the built-in ``format`` reward."""
     source = str(data_source)
@@ -108,14 +135,9 @@ def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
         hit = _resolved.get(key)
     if hit is not None:
         return hit
-    user = _match(settings.routes, source)
-    builtin = _match(DEFAULT_ROUTES, source) if user is None else None
-    if user is not None:
-        result = _target(user[1], f"{CONFIG_PREFIX}.routes.{user[0]}")
-    elif builtin is not None:
-        result = _target(builtin[1], "built-in route")
-    else:
-        result = _target(settings.default, f"{CONFIG_PREFIX}.default")
+    value, where = _lookup(settings, source)
+    result = _target(value, where)
+    if where == f"{CONFIG_PREFIX}.default":
         if source not in _warned_sources:
             _warned_sources.add(source)
             logger.warning(

@@ -17,6 +17,7 @@ from r4b_verl.rollout.prefixes import PrefixPreset, resolve_preset
 from r4b_verl.think import ALL_MODES, MODES
 
 TRUNCATIONS = ("error", "left", "right", "middle")
+DATA_CHECK_MODES = ("error", "warn", "off")  # bpo.data_check (r4b_verl/data/startup.py)
 
 
 class BPOConfigError(ValueError):
@@ -35,6 +36,7 @@ class BPORolloutOptions:
     template_opens: str | None = None
     val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think | all (each prompt in every mode)
     train_mode_token: bool = False  # put the forced decision token in the response (AdaptThink-style)
+    data_check: str = "error"  # trainer start-up check of data.train_files / val_files: error | warn | off
 
     @classmethod
     def from_trainer_config(cls, config: DictConfig | dict | None) -> BPORolloutOptions:
@@ -62,6 +64,8 @@ class BPORolloutOptions:
             raise BPOConfigError(f"bpo.val_mode must be one of {[*MODES, ALL_MODES]}, got {self.val_mode!r}")
         if not isinstance(self.train_mode_token, bool):
             raise BPOConfigError(f"bpo.train_mode_token must be true or false, got {self.train_mode_token!r}")
+        if self.data_check not in DATA_CHECK_MODES:
+            raise BPOConfigError(f"bpo.data_check must be one of {list(DATA_CHECK_MODES)}, got {self.data_check!r}")
         if not isinstance(self.prefix_preset, str):
             raise BPOConfigError(f"bpo.prefix_preset must be a string, got {self.prefix_preset!r}")
         self.preset()  # raises PrefixConfigError (a ValueError) naming bpo.prefix_preset / bpo.*_prefix
