@@ -212,3 +212,8 @@ stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `
 .PHONY: demo
 demo: $(INSTALLED) ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
 	PYTHON=$(PY) bash recipes/run_demo_cpu.sh
+
+# Multimodal CPU demo (r4b_verl/backends/cpu/README.md, "Multimodal on CPU"): tiny Qwen2.5-VL + image questions.
+.PHONY: demo-mm
+demo-mm: $(INSTALLED) ## multimodal CPU demo: tiny Qwen2.5-VL, shape-counting images, 2 BPO steps of +recipe=r4b_bpo_mm_cpu (OUT=/tmp/r4b-verl-demo-mm)
+	PYTHON=$(PY) bash recipes/run_demo_mm_cpu.sh

@@ -56,7 +56,8 @@ def fetch_image(part: dict, image_patch_size: int = 14):
     """One message part -> an RGB PIL image resized as qwen_vl_utils.fetch_image resizes it."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 
-    image = _open(part["image"] if "image" in part else part.get("image_url"))
+    source = part.get("image", part.get("image_url"))
+    image = _open(source if source is not None else part)  # a bare {"bytes": ...} part, as datasets writes
     image.load()
     image = image.convert("RGB")
     factor = int(image_patch_size * SPATIAL_MERGE)
