@@ -1,4 +1,4 @@
-"""`make demo-mm`: 2 BPO steps with an image in every prompt, through verl 0.9.1's real trainer on CPU.
+"""`make demo-mm` (recipes/run_demo_mm_cpu.sh): 2 BPO steps with an image in every prompt, through verl 0.9.1's real trainer on CPU.
 
 Observed from the outside, as a user sees it: verl's file logger (metrics.jsonl), verl's rollout dump
 and the console. About 2-4 minutes on 2 cores (asset build + one trainer start-up).
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,13 +21,22 @@ IMAGE_TOKENS = 4  # a 56 x 56 image: 4 x 4 patches of 14, merged 2 x 2 (r4b_verl
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 
 
-def test_make_demo_mm_trains_both_modes_on_image_prompts(tmp_path):
-    venv = os.path.relpath(sys.prefix, REPO)
+def test_make_demo_mm_runs_the_demo_script():
+    # `make demo-mm` is the script below with the venv's python (dry run: no install, no training)
+    dry = subprocess.run(["make", "-n", "demo-mm", f"VENV={sys.prefix}"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0 and f"PYTHON={sys.prefix}/bin/python bash recipes/run_demo_mm_cpu.sh" in dry.stdout
+
+
+def test_demo_mm_trains_both_modes_on_image_prompts(tmp_path):
     out_dir = tmp_path / "demo-mm"
-    env = {**os.environ, "OUT": str(out_dir), "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(tmp_path / "ray")}
-    (tmp_path / "ray").mkdir()
-    proc = subprocess.run(["make", "demo-mm", f"VENV={venv}"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=1200)
+    ray_tmp = tempfile.mkdtemp(prefix="r4bmm", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    env = {**os.environ, "OUT": str(out_dir), "PYTHON": sys.executable, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": ray_tmp}
+    try:
+        proc = subprocess.run(["bash", "recipes/run_demo_mm_cpu.sh"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=1200)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert "== summary" in proc.stdout

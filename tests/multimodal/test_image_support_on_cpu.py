@@ -140,3 +140,15 @@ def test_image_parts_are_read_without_network_and_bad_bytes_are_named(assets):
         process_images([{"role": "user", "content": [{"type": "image", "bytes": b"not a png"}]}])
     with pytest.raises(ImageInputError, match="videos need qwen_vl_utils"):
         process_images([{"role": "user", "content": [{"type": "video", "video": "clip.mp4"}]}])
+
+
+def test_image_token_metrics_per_mode():
+    from r4b_verl.metrics import compute_bpo_metrics
+
+    m = compute_bpo_metrics(uids=["a"] * 4, modes=["think", "think", "no_think", "no_think"],
+                            rewards=[1, 0, 0, 0], lengths=[3, 3, 3, 3], image_tokens=[4, 4, 4, 0])
+    assert m["bpo/think/image_tokens/mean"] == 4 and m["bpo/think/image_prompts/frac"] == 1.0
+    assert m["bpo/no_think/image_tokens/mean"] == 2 and m["bpo/no_think/image_prompts/frac"] == 0.5
+    text_only = compute_bpo_metrics(uids=["a"] * 2, modes=["think", "no_think"], rewards=[1, 0], lengths=[3, 3],
+                                    image_tokens=[0, 0])
+    assert not any("image" in k for k in text_only)
