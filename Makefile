@@ -255,3 +255,8 @@ check-data: $(INSTALLED) ## check RL file(s) before training: DATA=file.parquet 
 
 bench-data-check: $(INSTALLED) ## rows/s of the data check: the cheap start-up check and the full one
 	$(PY) benchmarks/bench_data_check.py
+
+# Multimodal CPU demo (r4b_verl/backends/cpu/README.md, "Multimodal on CPU"): tiny Qwen2.5-VL + image questions.
+.PHONY: demo-mm
+demo-mm: $(INSTALLED) ## multimodal CPU demo: tiny Qwen2.5-VL, shape-counting images, 2 BPO steps of +recipe=r4b_bpo_mm_cpu (OUT=/tmp/r4b-verl-demo-mm)
+	PYTHON=$(PY) bash recipes/run_demo_mm_cpu.sh

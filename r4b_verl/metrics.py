@@ -31,7 +31,7 @@ import numpy as np
 
 from r4b_verl.think import (
     AUTO, CHOSEN_MODE_KEY, FORCED_MODES, INDEX_INFO_KEY, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK,
-    THINK_INFO_KEY,
+    THINK_INFO_KEY, IMAGE_TOKENS_KEY,
 )
 
 
@@ -57,18 +57,32 @@ def compute_bpo_metrics(
     rewards: Sequence[float],
     lengths: Sequence[float],
     acc: Sequence[Any] | None = None,
+    image_tokens: Sequence[Any] | None = None,
 ) -> dict[str, float]:
-    """Training metrics of one step from per-response arrays (rows of other modes are ignored)."""
+    """Training metrics of one step from per-response arrays (rows of other modes are ignored).
+
+    ``image_tokens``: image placeholder tokens per prompt; when any prompt has images,
+    ``bpo/<mode>/image_tokens/mean`` (and ``.../image_prompts/frac``) per mode.
+    """
     keep = np.asarray([m in FORCED_MODES for m in modes], dtype=bool)
     if not keep.any():
         return {}
+    metrics: dict[str, float] = {}
+    if image_tokens is not None:
+        images = np.asarray([float(t or 0) for t in image_tokens], dtype=float)[keep]
+        if images.any():
+            kept_modes = np.asarray(modes, dtype=object)[keep]
+            for mode in FORCED_MODES:
+                rows = images[kept_modes == mode]
+                if rows.size:
+                    metrics[f"bpo/{mode}/image_tokens/mean"] = float(rows.mean())
+                    metrics[f"bpo/{mode}/image_prompts/frac"] = float((rows > 0).mean())
     uids = np.asarray(uids, dtype=object)[keep]
     modes = np.asarray(modes, dtype=object)[keep]
     rewards = np.asarray(rewards, dtype=float)[keep]
     lengths = np.asarray(lengths, dtype=float)[keep]
     accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
 
-    metrics: dict[str, float] = {}
     for mode in FORCED_MODES:
         metrics.update(_mode_means(f"bpo/{mode}", modes == mode, rewards, accs, lengths))
 
@@ -157,6 +171,7 @@ def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
         rewards=_row_sums(data["rm_scores"]),
         lengths=_row_lengths(data["rm_scores"]),  # one score per response token (verl's agent-loop postprocess)
         acc=acc,
+        image_tokens=[e.get(IMAGE_TOKENS_KEY) if isinstance(e, dict) else None for e in extra],
     )
 
 

@@ -41,6 +41,7 @@ ALL_MODES = "all"  # bpo.val_mode: every validation prompt in each of MODES
 MODE_KEY = "bpo_mode"  # the mode the prompt forced: think | no_think | auto
 CHOSEN_MODE_KEY = "bpo_chosen_mode"  # the mode the response took: think | no_think
 PREFIX_KEY = "bpo_prefix"  # the prefix string appended to the prompt
+IMAGE_TOKENS_KEY = "bpo_image_tokens"  # image placeholder tokens in the prompt (0 for text-only rows)
 # reward_extra_info entries the BPO worker adds after scoring (and MODE_KEY), for verl's validation
 # metrics and its generation dumps (trainer.validation_data_dir), from which the evaluation report is built.
 THINK_INFO_KEY = "bpo_think"  # 1.0 if the response thinks

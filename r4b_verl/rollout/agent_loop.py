@@ -33,7 +33,7 @@ from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentL
 
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
 from r4b_verl.rollout.prefixes import CHECKED_PREFIXES, PrefixTokens
-from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, MODES, PREFIX_KEY, read_chosen_mode
+from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, IMAGE_TOKENS_KEY, MODE_KEY, MODES, PREFIX_KEY, read_chosen_mode
 
 logger = logging.getLogger(__file__)
 logger.setLevel(os.getenv("VERL_LOGGING_LEVEL", "WARN"))
@@ -158,9 +158,17 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
                 MODE_KEY: self.mode,
                 CHOSEN_MODE_KEY: self.chosen_mode(output.response_ids, moved),
                 PREFIX_KEY: self.prefixes.preset.prefix(self.mode),
+                IMAGE_TOKENS_KEY: self.image_tokens(output.prompt_ids),
             }
         )
         return output
+
+    def image_tokens(self, prompt_ids: list[int]) -> int:
+        """Image placeholder tokens in the prompt: what shows that the images reached the model."""
+        from verl.utils.tokenizer import get_processor_token_id
+
+        image_id = get_processor_token_id(self.processor, "image")
+        return 0 if image_id is None else sum(1 for t in prompt_ids if t == image_id)
 
     async def ct_build_initial_tokens(self, messages, tools=None, images=None, videos=None, audios=None,
                                       mm_inputs_out=None) -> list[int]:

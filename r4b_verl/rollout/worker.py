@@ -7,7 +7,8 @@ names the manager are touched; the worker overrides three steps of verl's ``Agen
 
 * ``__init__``: after verl's own init, the bi-mode start-up checks (config, split, prefixes against
   the real tokenizer and chat template), so a bad setup fails when the workers start, with a message
-  naming the key, instead of every rollout failing later in a background task;
+  naming the key, instead of every rollout failing later in a background task; and, when the data
+  files have image rows, a processor and an image helper that works (``r4b_verl/multimodal/startup.py``);
 * ``_run_prompt``: with ``bpo.val_mode=all``, runs each validation prompt ``val_kwargs.n`` times in
   each mode (the loop picks the mode from the session id);
 * ``_run_agent_loop``: runs the loop inside ``rollout_phase(validate=...)``, since verl tells agent
@@ -31,6 +32,7 @@ from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorke
 
 from r4b_verl import verl_compat
 from r4b_verl.metrics import reward_info_for_metrics
+from r4b_verl.multimodal.startup import check_image_support
 from r4b_verl.recipe_guard import refuse_plain_recipe_key
 from r4b_verl.rollout.agent_loop import rollout_phase
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
@@ -95,6 +97,8 @@ class BPOAgentLoopWorker(AgentLoopWorkerTQ.__ray_actor_class__):  # the class be
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
         self.bpo_options = startup_check(config, self.tokenizer, self.processor)
+        # image rows without a processor or a working image helper: loud here, silent in verl
+        check_image_support(config.data, self.processor, self.dataset_cls)
 
     async def _run_prompt(self, prompt, sampling_params, trajectory, *args, **kwargs):
         if trajectory["validate"] and self.bpo_options.val_mode == ALL_MODES:

@@ -35,7 +35,7 @@ from r4b_verl.backends.cpu.rollout import ROLLOUT_NAME
 
 # recipes that run on the CPU backend: the BPO overlay (main_ppo driver) and the annealing SFT overlay
 # (every torchrun process of verl.trainer.sft_trainer sees the override in its own argv)
-CPU_RECIPES = frozenset({"r4b_bpo_cpu", "r4b_anneal_cpu"})
+CPU_RECIPES = frozenset({"r4b_bpo_cpu", "r4b_bpo_mm_cpu", "r4b_anneal_cpu"})
 logger = logging.getLogger(__name__)
 
 

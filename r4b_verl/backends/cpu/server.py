@@ -10,6 +10,15 @@ Sampling is a plain KV-cached decode loop, so the returned log-probs are exactly
 actor recomputes: ``log_softmax(logits / temperature)`` of the sampled token, before top-k /
 top-p filtering (vLLM's convention; verl's ``training/rollout_probs_diff_*`` metrics compare the
 two). ``temperature == 0`` is greedy decoding with log-probs at temperature 1.
+
+Image-text models (Qwen2.5-VL style, loaded with ``AutoModelForImageTextToText``) take the agent
+loop's ``image_data`` (the PIL images verl's dataset class extracted): the model folder's image
+processor turns them into ``pixel_values`` / ``image_grid_thw``, given on the first decode step
+only, with the image-token mask (``mm_token_type_ids``) so the model computes its 3-D M-RoPE
+positions (without it they silently fall back to 1-D); the model's cached ``rope_deltas`` is reset
+per request (a stale one would shift the next request's positions). Vision placeholder tokens are
+never sampled (verl would read them in a response as images), but their probability stays in the
+log-prob normaliser, as the actor computes it.
 """
 
 from __future__ import annotations
@@ -47,12 +56,66 @@ def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tens
     return logits
 
 
+def _load_model(path: str, trust_remote_code: bool):
+    """A causal LM, or an image-text-to-text model (Qwen2.5-VL) when the config is one."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    auto = AutoModelForImageTextToText if type(config) in MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING else AutoModelForCausalLM
+    return auto.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust_remote_code)
+
+
+class VisionInputs:
+    """The image side of a multimodal rollout model: its image processor and vision token ids."""
+
+    def __init__(self, image_processor, image_token_id: int, blocked_ids: list[int]):
+        self.image_processor = image_processor
+        self.image_token_id = image_token_id
+        self.blocked_ids = torch.tensor(sorted(set(blocked_ids)), dtype=torch.long)
+        self.merge = int(getattr(image_processor, "merge_size", 1) or 1)
+
+    @classmethod
+    def for_model(cls, model, path: str, trust_remote_code: bool) -> "Optional[VisionInputs]":
+        config = model.config
+        image_token_id = getattr(config, "image_token_id", None)
+        if image_token_id is None:
+            return None  # a text-only model
+        from transformers import AutoProcessor
+
+        try:
+            processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except Exception as exc:  # noqa: BLE001 - re-raised naming the fix
+            raise RuntimeError(
+                f"hf_cpu: {path} is an image-text model but its processor does not load ({exc!r}); set "
+                "actor_rollout_ref.model.trust_remote_code=true for a remote-code processor"
+            ) from exc
+        image_processor = getattr(processor, "image_processor", None)
+        if image_processor is None:
+            raise RuntimeError(f"hf_cpu: the processor at {path} has no image processor")
+        blocked = [getattr(config, k, None) for k in
+                   ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")]
+        return cls(image_processor, int(image_token_id), [int(t) for t in blocked if t is not None])
+
+    def model_kwargs(self, prompt_ids: list[int], images: list[Any]) -> dict[str, torch.Tensor]:
+        """First-step kwargs: pixel values, grid and image-token mask; the placeholder count must match."""
+        features = self.image_processor(images=list(images), return_tensors="pt")
+        grid = features["image_grid_thw"]
+        expected = int((grid.prod(dim=-1) // (self.merge * self.merge)).sum())
+        ids = torch.tensor([prompt_ids], dtype=torch.long)
+        mask = (ids == self.image_token_id).to(torch.int32)
+        if int(mask.sum()) != expected:
+            raise ValueError(
+                f"hf_cpu: the prompt holds {int(mask.sum())} image tokens but its {len(images)} image(s) need "
+                f"{expected}; the agent loop's processor and the rollout model's image processor disagree"
+            )
+        return {"pixel_values": features["pixel_values"], "image_grid_thw": grid, "mm_token_type_ids": mask}
+
+
 class HFCPUServer:
     """One rollout replica's generation server (run as a Ray actor by ``HFCPUReplica``)."""
 
     def __init__(self, config, model_config, replica_rank: int = 0, node_rank: int = 0, **kwargs):
-        from transformers import AutoModelForCausalLM
-
         self.config = config
         self.model_config = model_config
         self.replica_rank = replica_rank
@@ -62,8 +125,9 @@ class HFCPUServer:
         # verl hands replicas the raw ``actor_rollout_ref.model`` DictConfig, not an HFModelConfig.
         path = os.path.expanduser(_get(model_config, "local_path") or _get(model_config, "path"))
         trust = bool(_get(model_config, "trust_remote_code") or False)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, trust_remote_code=trust)
+        self.model = _load_model(path, trust)
         self.model.eval()
+        self.vision = VisionInputs.for_model(self.model, path, trust)
         self.eos_token_ids = self._eos_token_ids(self.model, _get(model_config, "tokenizer_path") or path, trust)
         if not self.eos_token_ids:
             logger.warning("hf_cpu: %s defines no eos token; every response runs to the length limit", path)
@@ -108,7 +172,9 @@ class HFCPUServer:
         return max(1, min(int(wanted), room))
 
     @torch.no_grad()
-    def _sample(self, prompt_ids: list[int], sampling_params: dict[str, Any]) -> tuple[list[int], list[float], str]:
+    def _sample(
+        self, prompt_ids: list[int], sampling_params: dict[str, Any], images: Optional[list[Any]] = None
+    ) -> tuple[list[int], list[float], str]:
         temperature = float(sampling_params.get("temperature", 1.0) or 0.0)
         top_k = int(-1 if sampling_params.get("top_k") is None else sampling_params["top_k"])
         top_p = float(1.0 if sampling_params.get("top_p") is None else sampling_params["top_p"])
@@ -118,14 +184,23 @@ class HFCPUServer:
 
         input_ids = torch.tensor([prompt_ids], dtype=torch.long)
         past = None
+        step_kwargs: dict[str, Any] = {}
+        if self.vision is not None:
+            self.model.model.rope_deltas = None  # left from the previous request, it would shift this one
+            if images:
+                step_kwargs = self.vision.model_kwargs(prompt_ids, images)
         token_ids: list[int] = []
         log_probs: list[float] = []
         for _ in range(max_tokens):
-            out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
+            out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True, **step_kwargs)
+            step_kwargs = {}  # the images are in the KV cache after the first step
             past = out.past_key_values
             logits = out.logits[0, -1].float()
             scaled = logits if greedy else logits / temperature
             logp = torch.log_softmax(scaled, dim=-1)
+            if self.vision is not None:  # sample no placeholder; logp keeps the full normaliser
+                scaled = scaled.index_fill(0, self.vision.blocked_ids, float("-inf"))
+                logits = logits.index_fill(0, self.vision.blocked_ids, float("-inf"))
             if greedy:
                 token = int(torch.argmax(logits))
             else:
@@ -151,14 +226,19 @@ class HFCPUServer:
     ):
         from verl.workers.rollout.replica import TokenOutput
 
-        if image_data or video_data:
-            raise NotImplementedError("hf_cpu rollout serves text-only models; use vllm/sglang for multimodal data")
+        if video_data:
+            raise NotImplementedError("hf_cpu rollout serves images, not videos; use vllm/sglang for video data")
+        if image_data and self.vision is None:
+            raise ValueError(
+                "hf_cpu: the request has images but the rollout model is text-only; actor_rollout_ref.model.path "
+                "must be an image-text model (e.g. Qwen2.5-VL) for image rows"
+            )
         prompt_ids = [int(t) for t in prompt_ids]
         params = dict(sampling_params)
         want_logprobs = bool(params.pop("logprobs", False))
         # One request at a time: the model is shared and CPU threads are the bottleneck anyway.
         async with self._lock:
-            token_ids, log_probs, stop = await asyncio.to_thread(self._sample, prompt_ids, params)
+            token_ids, log_probs, stop = await asyncio.to_thread(self._sample, prompt_ids, params, image_data)
         return TokenOutput(
             token_ids=token_ids,
             log_probs=log_probs if want_logprobs else None,
