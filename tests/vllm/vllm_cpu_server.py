@@ -1,0 +1,141 @@
+"""verl's real vLLM server on CPU (a standalone replica), for tests/vllm and benchmarks/bench_prefix_cache.py.
+
+What runs is verl's own: ``LLMServerManager.create(config)`` with no worker group starts
+``rollout.n_gpus_per_node x rollout.nnodes`` standalone replicas (``vLLMReplica.init_standalone``,
+verl's ``vLLMHttpServer`` Ray actor around vLLM's ``AsyncLLM``), and ``manager.get_client()`` is the
+``LLMServerClient`` verl's agent-loop workers generate through (via its load balancer actor).
+
+On CPU: Ray gets one *logical* GPU (verl's replica asks Ray for a GPU resource; there is no device
+behind it), sleep mode and cache freeing are off (vLLM refuses sleep mode on CPU), eager mode, a
+small block size (vLLM's CPU default of 128 tokens per block would leave the tiny prompts without a
+single full block to cache), and ``VLLM_CPU_KVCACHE_SPACE`` (GiB) keeps the KV cache small.
+
+Network: verl's server binds its HTTP endpoint to ``ray.util.get_node_ip_address()``, the host's
+own interface address on these machines, whatever ``ray.init(_node_ip_address=...)`` says. So the
+whole run happens in a network namespace with only loopback (``tests/vllm/loopback_only.sh``, which
+``make test-vllm`` and ``make bench-prefix-cache`` use): there the node address is 127.0.0.1, and
+:func:`require_loopback_only` refuses to start anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+LOOPBACK = "127.0.0.1"
+RUN_HINT = "run it through tests/vllm/loopback_only.sh (make test-vllm / make bench-prefix-cache do)"
+
+
+def network_interfaces() -> list[str]:
+    return sorted(os.listdir("/sys/class/net"))
+
+
+def require_loopback_only() -> None:
+    """Refuse to start a server that could be reached on (or send to) anything but loopback."""
+    interfaces = network_interfaces()
+    if interfaces != ["lo"]:
+        raise RuntimeError(
+            f"network interfaces {interfaces}: verl's vLLM server binds to Ray's node address, which is not "
+            f"loopback outside a loopback-only network namespace; {RUN_HINT}"
+        )
+
+
+def compose(model_dir: str, *overrides: str):
+    """verl's ``ppo_trainer`` config with ``+recipe=r4b_bpo`` and the vLLM-on-CPU rollout settings."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+
+    with initialize_config_module("verl.trainer.config", version_base=None):
+        return hydra_compose(
+            "ppo_trainer",
+            overrides=[
+                "+recipe=r4b_bpo",
+                f"actor_rollout_ref.model.path={model_dir}",
+                "actor_rollout_ref.rollout.name=vllm",
+                "actor_rollout_ref.rollout.mode=async",
+                "actor_rollout_ref.rollout.load_format=auto",  # the model's own weights (verl's default: dummy)
+                "actor_rollout_ref.rollout.enforce_eager=true",
+                "actor_rollout_ref.rollout.enable_sleep_mode=false",
+                "actor_rollout_ref.rollout.free_cache_engine=false",
+                "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+                "actor_rollout_ref.rollout.n_gpus_per_node=1",
+                "actor_rollout_ref.rollout.nnodes=1",
+                "actor_rollout_ref.rollout.enable_prefix_caching=true",
+                "actor_rollout_ref.rollout.disable_log_stats=false",  # vLLM's metrics: the prefix-cache counters
+                "+actor_rollout_ref.rollout.engine_kwargs.vllm.block_size=16",
+                "actor_rollout_ref.rollout.n=4",
+                "actor_rollout_ref.rollout.val_kwargs.n=2",
+                "actor_rollout_ref.rollout.calculate_log_probs=true",
+                "data.max_prompt_length=120",
+                "actor_rollout_ref.rollout.prompt_length=128",
+                "actor_rollout_ref.rollout.response_length=12",
+                "actor_rollout_ref.rollout.max_model_len=256",
+                "actor_rollout_ref.rollout.max_num_batched_tokens=1024",
+                "trainer.device=cpu",
+                *overrides,
+            ],
+        )
+
+
+@contextmanager
+def local_ray(temp_dir: str) -> Iterator[None]:
+    """A Ray of our own (own temp dir: other Ray instances on the machine are not touched)."""
+    import ray
+
+    require_loopback_only()
+    ray.init(num_cpus=8, num_gpus=1, _temp_dir=temp_dir, include_dashboard=False,
+             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "VLLM_CPU_KVCACHE_SPACE": "1",
+                                       "OMP_NUM_THREADS": "1"}})
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def start_servers(config):
+    """verl's ``LLMServerManager`` with standalone replicas; checks every server address is loopback."""
+    from verl.workers.rollout.llm_server import LLMServerManager
+
+    manager = LLMServerManager.create(config)
+    for address in manager.server_addresses:
+        host = address.rsplit(":", 1)[0].strip("[]")
+        if host != LOOPBACK:
+            raise RuntimeError(f"verl's vLLM server listens on {address}, not {LOOPBACK}; {RUN_HINT}")
+    return manager
+
+
+_METRIC = re.compile(r"^(vllm:prefix_cache_(?:queries|hits))(?:_total)?(?:\{[^}]*\})?\s+([0-9.eE+-]+)$")
+
+
+def prefix_cache_counters(address: str) -> dict[str, float]:
+    """vLLM's own counters from the server's Prometheus endpoint (``/metrics``), summed over labels.
+
+    ``vllm:prefix_cache_queries``: prompt tokens looked up in the prefix cache; ``vllm:prefix_cache_hits``:
+    those served from it (vLLM v1 counts both in tokens, per scheduled prefill).
+    """
+    host, port = address.rsplit(":", 1)
+    if host.strip("[]") != LOOPBACK:
+        raise RuntimeError(f"refusing to read metrics from {address}: not loopback")
+    with urllib.request.urlopen(f"http://{LOOPBACK}:{port}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counters = {"queries": 0.0, "hits": 0.0}
+    for line in text.splitlines():
+        match = _METRIC.match(line.strip())
+        if match:
+            counters[match.group(1).rsplit("_", 1)[1]] += float(match.group(2))
+    if not any(line.startswith("vllm:prefix_cache_queries") for line in text.splitlines()):
+        raise RuntimeError(f"vLLM's /metrics at {address} has no vllm:prefix_cache_queries counter "
+                           "(rollout.disable_log_stats must be false)")
+    return counters
+
+
+def build_tiny_model(out_dir: Path) -> str:
+    """The demo's tiny BPE tokenizer with think tags and a random Qwen2 (head size 64: vLLM's CPU attention sizes)."""
+    from r4b_verl.demo.tiny import build_model, build_tokenizer
+
+    build_model(out_dir, build_tokenizer(out_dir), hidden_size=256)
+    return str(out_dir)
