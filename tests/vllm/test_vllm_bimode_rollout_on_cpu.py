@@ -19,9 +19,6 @@ from bpo_rollout_testlib import PROMPT, pair  # noqa: E402
 from r4b_verl.think import MODES, chosen_mode  # noqa: E402
 
 THINK_PREFIX, NO_THINK_PREFIX, AUTO_PREFIX = "<think>\n", "<think>\n\n</think>", "<think>"
-# long enough for whole 32-token KV blocks (the prefix cache's unit) before the mode prefix
-LONG_PROMPT = [{"role": "user", "content": "Add the numbers 12, 30, 7, 18 and 44 one at a time, say each partial "
-                                           "sum, check the total twice, and put the final answer in \\boxed{}."}]
 
 
 def run_prompt(worker, fake_tq, prompt=PROMPT, validate=False, uid="u0", **sampling):
@@ -92,11 +89,13 @@ def test_eos_and_length_stops(bpo_worker, fake_tq):
     stopped = run_prompt(bpo_worker, fake_tq, uid="eos", logit_bias={eos: 100.0})  # eos is all but certain
     assert [r["responses"].tolist() for r in stopped] == [[eos]] * 4
     assert all(r["response_mask"].tolist() == [1] for r in stopped)
-    cut = run_prompt(bpo_worker, fake_tq, uid="len", logit_bias={eos: -100.0})  # eos never: the length limit
+    close = bpo_worker.tokenizer.convert_tokens_to_ids("</think>")
+    # eos and </think> never: every response runs to the length limit, the thinking ones inside their block
+    cut = run_prompt(bpo_worker, fake_tq, uid="len", logit_bias={eos: -100.0, close: -100.0})
     assert [r["responses"].numel() for r in cut] == [budget] * 4
     assert all(eos not in r["responses"].tolist() for r in cut)
-    # a response cut at the limit inside its think block is a thinking one
-    assert [r["extra_fields"]["bpo_chosen_mode"] for r in cut][:2] == ["think", "think"]
+    # cut inside an open think block: thinking; after the closed empty block: not
+    assert [r["extra_fields"]["bpo_chosen_mode"] for r in cut] == ["think", "think", "no_think", "no_think"]
 
 
 def test_validation_in_auto_mode_records_the_chosen_mode(bpo_worker, fake_tq):

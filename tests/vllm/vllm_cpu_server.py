@@ -75,11 +75,11 @@ def compose(model_dir: str, *overrides: str):
                 "actor_rollout_ref.rollout.n=4",
                 "actor_rollout_ref.rollout.val_kwargs.n=2",
                 "actor_rollout_ref.rollout.calculate_log_probs=true",
-                "data.max_prompt_length=120",
-                "actor_rollout_ref.rollout.prompt_length=128",
+                "data.max_prompt_length=504",
+                "actor_rollout_ref.rollout.prompt_length=512",
                 "actor_rollout_ref.rollout.response_length=12",
-                "actor_rollout_ref.rollout.max_model_len=256",
-                "actor_rollout_ref.rollout.max_num_batched_tokens=1024",
+                "actor_rollout_ref.rollout.max_model_len=640",
+                "actor_rollout_ref.rollout.max_num_batched_tokens=4096",
                 "trainer.device=cpu",
                 *overrides,
             ],
@@ -116,7 +116,7 @@ def start_servers(config):
 _METRIC = re.compile(r"^(vllm:prefix_cache_(?:queries|hits))(?:_total)?(?:\{[^}]*\})?\s+([0-9.eE+-]+)$")
 
 
-def prefix_cache_counters(address: str) -> dict[str, float]:
+def prefix_cache_counters(address: str, required: bool = True) -> dict[str, float]:
     """vLLM's own counters from the server's Prometheus endpoint (``/metrics``), summed over labels.
 
     ``vllm:prefix_cache_queries``: prompt tokens looked up in the prefix cache; ``vllm:prefix_cache_hits``:
@@ -132,7 +132,7 @@ def prefix_cache_counters(address: str) -> dict[str, float]:
         match = _METRIC.match(line.strip())
         if match:
             counters[match.group(1).rsplit("_", 1)[1]] += float(match.group(2))
-    if not any(line.startswith("vllm:prefix_cache_queries") for line in text.splitlines()):
+    if required and not any(line.startswith("vllm:prefix_cache_queries") for line in text.splitlines()):
         raise RuntimeError(f"vLLM's /metrics at {address} has no vllm:prefix_cache_queries counter "
                            "(rollout.disable_log_stats must be false)")
     return counters
@@ -177,3 +177,62 @@ def engine_prompt_ids(output) -> list[int]:
     if ids is None:
         raise AssertionError("no prompt_ids in the server's output: send sampling_params prompt_logprobs=0")
     return [int(position[0]) for position in ids[:-1]]
+
+
+def long_prompts(count: int, words: int = 60, seed: int = 0) -> list[list[dict]]:
+    """``count`` different chat prompts of a few hundred tokens (arithmetic the tiny BPE knows)."""
+    import random
+
+    rng = random.Random(seed)
+    prompts = []
+    for i in range(count):
+        numbers = " + ".join(str(rng.randint(0, 999)) for _ in range(words))
+        prompts.append([{"role": "user", "content": f"Problem {i}: what is {numbers}? Put the final answer in \\boxed{{}}."}])
+    return prompts
+
+
+async def run_prompts(worker, prompts, validate=False, **sampling) -> None:
+    """All ``prompts`` at once through ``AgentLoopWorkerTQ._run_prompt``, as the V1 trainer's batch runs them."""
+    import asyncio
+
+    sampling_params = dict(temperature=1.0, top_p=1.0, top_k=-1, repetition_penalty=1.0, logprobs=True, **sampling)
+    await asyncio.gather(*[
+        worker._run_prompt({"raw_prompt": p, "uid": f"p{i}", "index": i, "global_steps": 1, "agent_name": "bpo_bimode",
+                            "data_source": "toy", "extra_info": {}, "reward_model": {"ground_truth": "0"}},
+                           dict(sampling_params), trajectory={"step": 1, "sample_index": i, "rollout_n": 0,
+                                                              "validate": validate})
+        for i, p in enumerate(prompts)
+    ])
+
+
+def measure_prefix_cache(worker, address: str, prompts) -> dict:
+    """Prompt tokens served from vLLM's prefix cache for one batch of bi-mode prompts (vLLM's own counters).
+
+    Per prompt of ``L`` base tokens and ``n = 2g`` sessions, the engine is sent ``n`` prompts of
+    ``L + len(prefix)`` tokens. The ideal is that all but the first session's base prompt come from the
+    cache: ``(n - 1) * L`` tokens. vLLM caches whole KV blocks (``block_size``) and recomputes at least
+    a prompt's last token, so even a perfect run stays a little under the ideal.
+    """
+    import asyncio
+    import time
+
+    cache_on = bool(worker.config.actor_rollout_ref.rollout.enable_prefix_caching)
+    before = prefix_cache_counters(address, required=cache_on)  # vLLM exports none with the cache off
+    worker.client.calls.clear()
+    start = time.perf_counter()
+    asyncio.run(run_prompts(worker, prompts))
+    seconds = time.perf_counter() - start
+    after = prefix_cache_counters(address, required=cache_on)
+    n = worker.config.actor_rollout_ref.rollout.n
+    tok = worker.tokenizer
+    base_lengths = [len(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True)["input_ids"])
+                    for p in prompts]
+    sent = sum(len(c.prompt_ids) for c in worker.client.calls)
+    queries, hits = after["queries"] - before["queries"], after["hits"] - before["hits"]
+    ideal = sum((n - 1) * length for length in base_lengths)
+    return {
+        "prompts": len(prompts), "sessions_per_prompt": n, "mean_base_prompt_tokens": sum(base_lengths) / len(prompts),
+        "prompt_tokens_sent": sent, "vllm_prefix_cache_queries": queries, "vllm_prefix_cache_hits": hits,
+        "per_request_cached_tokens": sum(c.output.extra_fields.get("num_cached_tokens") or 0 for c in worker.client.calls),
+        "hit_share": hits / queries if queries else 0.0, "ideal_share": ideal / sent, "batch_seconds": seconds,
+    }
