@@ -239,7 +239,7 @@ $(VLLM_INSTALLED): setup.cfg pyproject.toml $(wildcard $(VLLM_ENV_DIR)/*.txt) $(
 
 # The tests and the benchmark run in a loopback-only network namespace: verl's server binds to Ray's
 # node address, which is 127.0.0.1 only there.
-test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds $(VLLM_VENV) once, runs tests/vllm
+test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds .venv-vllm once (VLLM_VENV), runs tests/vllm
 	tests/vllm/loopback_only.sh $(VLLM_PY) -m pytest --import-mode=importlib tests/vllm $(PYTEST_ARGS)
 
 bench-prefix-cache: $(VLLM_INSTALLED) ## vLLM's prefix-cache hits on the 2g sessions of each prompt (its counters), cache on vs off
