@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# CPU demo of r4b-verl (what `make demo` runs): builds the tiny offline assets, then trains R-4B's
-# BPO with verl 0.9.1's real trainer on CPU for a few steps, and prints a summary table.
-# What the output means: r4b_verl/backends/cpu/README.md. No GPU and no download needed.
+# CPU demo of r4b-verl (what `make demo` runs): both R-4B stages on verl 0.9.1's real trainers, on CPU.
+#   1. tiny offline assets (tokenizer, random Qwen2, toy-math parquet + labelled annealing rows)
+#   2. bi-mode annealing data (python -m r4b_verl.anneal.build)
+#   3. stage 1: bi-mode annealing SFT on verl's sft_trainer (recipes/run_anneal.sh, +recipe=r4b_anneal_cpu)
+#   4. stage 2: BPO on verl's main_ppo (+recipe=r4b_bpo_cpu) from stage 1's global_step_N/huggingface
+# then a summary table and the training curves. What the output means: r4b_verl/backends/cpu/README.md.
+# No GPU and no download needed.
 #
-#   recipes/run_demo_cpu.sh [extra Hydra overrides...]
-# Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (default 3).
+#   recipes/run_demo_cpu.sh [extra Hydra overrides of stage 2...]
+# Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (BPO steps,
+#   default 3), ANNEAL_ROWS (toy questions of stage 1, default 2048: 2 samples each, 32 a step, one epoch).
 set -euo pipefail
 
 PYTHON=${PYTHON:-python}
@@ -14,17 +19,41 @@ if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON="$PWD/$PYTHON"; fi
 OUT=${OUT:-${TMPDIR:-/tmp}/r4b-verl-demo}
 [[ $OUT == /* ]] || OUT="$PWD/$OUT"  # every path below is also used after the cd
 STEPS=${STEPS:-3}
+ANNEAL_ROWS=${ANNEAL_ROWS:-2048}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 rm -rf "$OUT"
 mkdir -p "$OUT/run"
-echo "== building tiny assets in $OUT/assets (tokenizer, model + bi-mode annealing, toy-math parquet)"
-"$PYTHON" -m r4b_verl.demo --out "$OUT/assets"
+echo "== building tiny assets in $OUT/assets (tokenizer, random model, toy-math parquet, $ANNEAL_ROWS annealing rows)"
+"$PYTHON" -m r4b_verl.demo --out "$OUT/assets" --anneal-steps 0 --n-anneal "$ANNEAL_ROWS"
 
-echo "== training: python -m verl.trainer.main_ppo +recipe=r4b_bpo_cpu ($STEPS steps)"
-cd "$OUT/run"  # verl writes relative paths (outputs/, checkpoints/) under the working directory
+# R-4B labels a query reasoning-intensive when its annotator gets no answer right without thinking
+# (python -m r4b_verl.anneal.label). The demo's only model is random before stage 1, so it would label
+# every question reasoning; the toy rows carry the level's label instead (hard: reasoning, easy: direct),
+# and --both-modes gives every question a thinking and a direct sample.
+echo
+echo "== stage 1 data: python -m r4b_verl.anneal.build (labels from the toy level, both modes per question)"
+"$PYTHON" -m r4b_verl.anneal.build --in "$OUT/assets/anneal.parquet" --out "$OUT/assets/sft.parquet" \
+    --tokenizer "$OUT/assets/model" --max-length 128 --both-modes
+
+echo
+echo "== stage 1: bi-mode annealing SFT, verl.trainer.sft_trainer +recipe=r4b_anneal_cpu (recipes/run_anneal.sh)"
+mkdir -p "$OUT/anneal_run"
+(cd "$OUT/anneal_run" && VERL_FILE_LOGGER_PATH="$OUT/anneal_metrics.jsonl" PYTHON="$PYTHON" RECIPE=r4b_anneal_cpu OUT="$OUT/anneal" \
+    bash "$HERE/run_anneal.sh" "$OUT/assets/model" "$OUT/assets/sft.parquet" \
+    data.train_batch_size=32 data.micro_batch_size_per_gpu=32 optim.lr=3.0e-3 \
+    "trainer.logger=[console,file]" trainer.project_name=anneal trainer.experiment_name=demo) \
+    > "$OUT/anneal.log" 2>&1 || { tail -40 "$OUT/anneal.log"; echo "stage 1 failed: $OUT/anneal.log" >&2; exit 1; }
+losses=$(grep -oE "^step:[0-9]+ .* train/loss:[0-9.]+" "$OUT/anneal.log" | sed -E 's/^step:([0-9]+) .* train\/loss:([0-9.]+)/\1 \2/' || true)
+[[ -n $losses ]] && echo "  SFT steps $(tail -1 <<<"$losses" | cut -d' ' -f1), train/loss $(head -1 <<<"$losses" | cut -d' ' -f2 | cut -c1-5) -> $(tail -1 <<<"$losses" | cut -d' ' -f2 | cut -c1-5)"
+MODEL="$OUT/anneal/global_step_$(cat "$OUT/anneal/latest_checkpointed_iteration.txt")/huggingface"
+echo "annealed model: $MODEL   (log: $OUT/anneal.log)"
+
+echo
+echo "== stage 2: python -m verl.trainer.main_ppo +recipe=r4b_bpo_cpu ($STEPS BPO steps from the annealed model)"
 status=0
 "$PYTHON" -m verl.trainer.main_ppo +recipe=r4b_bpo_cpu \
-    actor_rollout_ref.model.path="$OUT/assets/model" \
+    actor_rollout_ref.model.path="$MODEL" \
     data.train_files="$OUT/assets/train.parquet" \
     data.val_files="$OUT/assets/val.parquet" \
     trainer.total_training_steps="$STEPS" \
@@ -45,7 +74,7 @@ if [[ -s "$OUT/metrics.jsonl" ]]; then
     if [[ -d "$OUT/checkpoints/global_step_$STEPS" ]]; then
         echo
         echo "evaluate the trained model in think, no_think and auto mode:"
-        echo "  make eval JOB_PYTHON=$PYTHON RECIPE=r4b_bpo_cpu MODEL=$OUT/assets/model DATA=$OUT/assets/val.parquet \\"
+        echo "  make eval JOB_PYTHON=$PYTHON RECIPE=r4b_bpo_cpu MODEL=$MODEL DATA=$OUT/assets/val.parquet \\"
         echo "      CHECKPOINT=$OUT/checkpoints/global_step_$STEPS EVAL_OUT=$OUT/eval"
     fi
 fi

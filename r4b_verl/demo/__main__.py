@@ -8,6 +8,9 @@ Writes into DIR:
                   toy math (``r4b_verl.demo.warmup``) so both modes and the auto choice exist.
   train.parquet   toy-math prompts in verl's RL format -> ``data.train_files``
   val.parquet     -> ``data.val_files``
+  anneal.parquet  (with ``--n-anneal N``) N labelled toy rows with ``reasoning`` and ``answer`` columns:
+                  the input of ``python -m r4b_verl.anneal.build`` for stage 1 on verl's SFT trainer
+                  (what ``make demo`` does, with ``--anneal-steps 0``)
 Nothing is downloaded.
 """
 
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         default=400,
         help="bi-mode annealing SFT steps on the random model (default 400; 0 keeps it random)",
     )
+    parser.add_argument("--n-anneal", type=int, default=0,
+                        help="also write anneal.parquet: this many labelled rows for stage 1 (default 0: none)")
     args = parser.parse_args(argv)
 
     from r4b_verl.demo.tiny import build_model, build_tokenizer
@@ -53,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         note = f"bi-mode annealing: {args.anneal_steps} SFT steps, loss {losses[0]:.2f} -> {losses[-1]:.2f}"
         model.save_pretrained(model_dir)
     paths = build_dataset(out, n_train=args.n_train, n_val=args.n_val, seed=args.seed)
+    if args.n_anneal > 0:
+        from r4b_verl.demo.toy_math import annealing_rows, write_parquet
+
+        paths["anneal"] = write_parquet(annealing_rows(args.n_anneal, seed=args.seed), os.path.join(out, "anneal.parquet"))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model      {model_dir}  ({n_params / 1e3:.0f}k parameters, vocab {len(tokenizer)}; {note})")
     for split, path in paths.items():

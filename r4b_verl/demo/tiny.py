@@ -32,7 +32,7 @@ CHAT_TEMPLATE = (
 
 def _corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
     """Chat-shaped arithmetic text, enough for BPE merges on digits, tags and common words."""
-    from r4b_verl.demo.toy_math import question
+    from r4b_verl.demo.toy_math import answer_text, question, reasoning
 
     rng = random.Random(seed)
     lines = []
@@ -40,8 +40,8 @@ def _corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         lines.append(
             f"<|im_start|>user\n{question(a, b)}<|im_end|>\n"
-            f"<|im_start|>assistant\n{THINK_OPEN}\nLet me add {a} and {b} step by step.\n{THINK_CLOSE}\n\n"
-            f"The answer is \\boxed{{{a + b}}}.<|im_end|>\n"
+            f"<|im_start|>assistant\n{THINK_OPEN}\n{reasoning(a, b)}\n{THINK_CLOSE}\n\n"
+            f"{answer_text(a, b)}<|im_end|>\n"
         )
     return lines
 
@@ -73,7 +73,11 @@ def build_tokenizer(out_dir: str | os.PathLike | None = None, vocab_size: int = 
         unk_token=None,
         additional_special_tokens=["<|im_start|>"],
     )
-    hf.add_tokens([AddedToken(THINK_OPEN, special=False), AddedToken(THINK_CLOSE, special=False)])
+    # "\n\n" is one token, as in Qwen's tokenizers: the byte-level pre-tokenizer splits it in two, and then
+    # the r4b think prefix "<think>\n" would be a token prefix of the no-think one "<think>\n\n</think>", so
+    # forcing it would not force thinking (the model could still close the block empty).
+    hf.add_tokens([AddedToken(THINK_OPEN, special=False), AddedToken(THINK_CLOSE, special=False),
+                   AddedToken("\n\n", special=False, normalized=False)])
     hf.chat_template = CHAT_TEMPLATE
     hf.padding_side = "left"
     if out_dir is not None:

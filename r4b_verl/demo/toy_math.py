@@ -30,6 +30,37 @@ def question(a: int, b: int) -> str:
     return f"What is {a} + {b}? Put the final answer in \\boxed{{}}."
 
 
+def reasoning(a: int, b: int) -> str:
+    """The worked thought for ``a + b``: column addition from the ones digit up, one line per column.
+
+    Each line is ``x+y+c=s`` with fixed width (the carry ``c`` in, a two-digit column sum ``s`` whose
+    first digit is the next carry), e.g. 347 + 586::
+
+        7+6+0=13
+        4+8+1=13
+        3+5+1=09
+
+    The answer's digits are then read off the lines (last carry, then each line's last digit from
+    the bottom up): every token of the thought and of the answer depends on a few tokens at fixed
+    distances. Answering a three-digit sum without it means doing the whole carry chain in one
+    token; that is the work the think block carries on hard questions, and easy (one-digit)
+    questions barely need it (one line).
+    """
+    width = max(len(str(a)), len(str(b)))
+    xs, ys = str(a).zfill(width)[::-1], str(b).zfill(width)[::-1]
+    lines, carry = [], 0
+    for x, y in zip(xs, ys):
+        s = int(x) + int(y) + carry
+        lines.append(f"{x}+{y}+{carry}={s:02d}")
+        carry = s // 10
+    return "\n".join(lines)
+
+
+def answer_text(a: int, b: int) -> str:
+    """The text after the think block (in both modes): just the boxed sum."""
+    return f"\\boxed{{{a + b}}}"
+
+
 def draw_operands(rng: random.Random, index: int) -> tuple[str, int, int]:
     """``(level, a, b)`` of question ``index``: even indices easy, odd ones hard."""
     level = "easy" if index % 2 == 0 else "hard"
@@ -54,6 +85,20 @@ def make_rows(n: int, split: str, seed: int = 0) -> list[dict[str, Any]]:
                 "extra_info": {"split": split, "index": index, "level": level, "question": question_text, "answer": answer},
             }
         )
+    return rows
+
+
+def annealing_rows(n: int, split: str = "anneal", seed: int = 0) -> list[dict[str, Any]]:
+    """RL rows as :func:`make_rows`, plus what stage 1 needs (``r4b_verl.anneal.build``'s input):
+    ``reasoning`` (:func:`reasoning`), ``answer`` (:func:`answer_text`) and ``label``, the level's:
+    ``reasoning`` on hard questions, ``direct`` on easy ones (what R-4B's labeller finds with a
+    competent annotator; the demo's tiny model is not one before stage 1, see r4b_verl/backends/cpu/README.md)."""
+    rows = make_rows(n, split, seed)
+    for row in rows:
+        a, b = map(int, row["extra_info"]["question"].split("What is ")[1].split("?")[0].split(" + "))
+        row["reasoning"] = reasoning(a, b)
+        row["answer"] = answer_text(a, b)
+        row["label"] = "reasoning" if row["extra_info"]["level"] == "hard" else "direct"
     return rows
 
 

@@ -24,16 +24,16 @@ THINK_SHARE = {"easy": 0.3, "hard": 0.7}  # share of reasoning samples per level
 
 def annealing_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     """``n`` (prompt, completion) pairs: toy-math questions answered in one of the two modes."""
-    from r4b_verl.demo.toy_math import draw_operands, question
+    from r4b_verl.demo.toy_math import answer_text, draw_operands, question, reasoning
 
     rng = random.Random(seed)
     pairs = []
     for i in range(n):
         level, a, b = draw_operands(rng, i)
         prompt = f"<|im_start|>user\n{question(a, b)}<|im_end|>\n<|im_start|>assistant\n"
-        thought = f"Let me add {a} and {b} step by step." if rng.random() < THINK_SHARE[level] else ""
+        thought = reasoning(a, b) if rng.random() < THINK_SHARE[level] else ""
         block = f"{THINK_OPEN}\n{thought}\n{THINK_CLOSE}" if thought else f"{THINK_OPEN}\n\n{THINK_CLOSE}"
-        completion = f"{block}\n\nThe answer is \\boxed{{{a + b}}}.<|im_end|>"
+        completion = f"{block}\n\n{answer_text(a, b)}<|im_end|>"
         pairs.append((prompt, completion))
     return pairs
 

@@ -170,15 +170,15 @@ def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matche
 
     dump = out / "generations" / "2.jsonl"  # verl names the dump by the resumed global step
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
-    n_prompts = 16  # val.parquet of the demo assets, val_kwargs.n = 1
+    n_prompts, n_samples = 16, 4  # val.parquet of the demo assets; val_kwargs.n of r4b_bpo_cpu (sampled validation)
     suffix = {"think": THINK_SUFFIX, "no_think": NO_THINK_SUFFIX, "auto": "<think>"}
     for mode in ("think", "no_think", "auto"):
         rows = [line for line in lines if line["bpo_mode"] == mode]
-        assert len(rows) == n_prompts, (mode, len(rows))
+        assert len(rows) == n_prompts * n_samples, (mode, len(rows))
         assert all(line["input"].endswith(suffix[mode]) for line in rows)  # forced modes really forced
         assert len({line["uid"].rsplit("_", 2)[0] for line in rows}) == n_prompts  # every prompt in every mode
     report_matches(out / "report.csv", lines)
     for name in ("report.md", "tokens_per_mode.png", "think_rate.png"):
         assert str(out / name) in printed
     metrics = _read_metrics(out / "metrics.jsonl")
-    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts and "bpo/val/think_rate" in metrics[2]
+    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts * n_samples and "bpo/val/think_rate" in metrics[2]
