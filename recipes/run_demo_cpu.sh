@@ -44,8 +44,10 @@ mkdir -p "$OUT/anneal_run"
     data.train_batch_size=32 data.micro_batch_size_per_gpu=32 optim.lr=3.0e-3 \
     "trainer.logger=[console,file]" trainer.project_name=anneal trainer.experiment_name=demo) \
     > "$OUT/anneal.log" 2>&1 || { tail -40 "$OUT/anneal.log"; echo "stage 1 failed: $OUT/anneal.log" >&2; exit 1; }
-losses=$(grep -oE "^step:[0-9]+ .* train/loss:[0-9.]+" "$OUT/anneal.log" | sed -E 's/^step:([0-9]+) .* train\/loss:([0-9.]+)/\1 \2/' || true)
-[[ -n $losses ]] && echo "  SFT steps $(tail -1 <<<"$losses" | cut -d' ' -f1), train/loss $(head -1 <<<"$losses" | cut -d' ' -f2 | cut -c1-5) -> $(tail -1 <<<"$losses" | cut -d' ' -f2 | cut -c1-5)"
+"$PYTHON" -c 'import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+loss = [(r["step"], r["data"]["train/loss"]) for r in rows if "train/loss" in r.get("data", {})]
+print(f"  {loss[-1][0]} SFT steps, train/loss {loss[0][1]:.3f} -> {loss[-1][1]:.3f}") if loss else None' "$OUT/anneal_metrics.jsonl" || true
 MODEL="$OUT/anneal/global_step_$(cat "$OUT/anneal/latest_checkpointed_iteration.txt")/huggingface"
 echo "annealed model: $MODEL   (log: $OUT/anneal.log)"
 
