@@ -6,11 +6,13 @@ PY := $(abspath $(VENV))/bin/python
 # Written when the install into $(VENV) finished; newer setup.cfg / pyproject.toml make it stale.
 INSTALLED := $(VENV)/.r4b-verl-installed
 PYTEST_ARGS ?=
+# Extra arguments of benchmarks/fuzz_rewards.py (make fuzz), e.g. --cases 50000
+FUZZ_ARGS ?=
 # Extra pip arguments for the torch install, e.g. a CPU wheel index on machines without a local one.
 TORCH_PIP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step
+.PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -41,6 +43,12 @@ bench-advantage: $(INSTALLED) ## time bpo against verl's grpo and grpo_vectorize
 bench-rewards: $(INSTALLED) ## responses/s of r4b_verl.reward vs verl's math-verify wrapper, typical and long reasoning
 	$(PY) benchmarks/bench_rewards.py
 	$(PY) benchmarks/bench_rewards.py --think-chars 16000 64000
+
+fuzz: $(INSTALLED) ## 10,000 generated hostile inputs through every reward: 0 exceptions, 0 over the deadline bound, nothing executed
+	$(PY) benchmarks/fuzz_rewards.py $(FUZZ_ARGS)
+
+corpus: $(INSTALLED) ## the math reward against math-verify on the full 3,000-case answer-style corpus
+	R4B_STYLE_CASES=3000 $(PY) -m pytest --import-mode=importlib tests/reward/test_answer_styles_on_cpu.py -n 2 $(PYTEST_ARGS)
 
 bench-rollout: $(INSTALLED) ## per-request cost of the bi-mode loop against verl's SingleTurnAgentLoop
 	$(PY) benchmarks/bench_rollout.py

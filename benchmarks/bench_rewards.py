@@ -90,16 +90,19 @@ def _reasoning(rng: random.Random, chars: int) -> str:
 
 
 def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "math",
-               think_chars: tuple[int, int] = (2000, 16000), start: int = 0):
+               think_chars: tuple[int, int] = (2000, 16000), start: int = 0, epoch: int = 0):
     """[(data_source, response, gold, extra_info, label)] for groups ``start .. start + groups - 1``.
 
     Every group has its own random stream, so a reward worker can build just its own chunk.
+    ``epoch`` > 0: the same prompts (golds) again, with fresh responses.
     """
     rows = []
     for g in range(start, start + groups):
         rng = random.Random(f"{seed}/{mix}/{g}")
         gold, right, wrong = rng.choices(answer_kinds(rng.randint(3, 10**6)), weights=MIXES[mix])[0]
         source = rng.choice(["math", "gsm8k", "aime_2024", "HuggingFaceH4/MATH-500"])
+        if epoch:
+            rng = random.Random(f"{seed}/{mix}/{g}/epoch{epoch}")
         for i in range(group_size):
             think = i < group_size // 2
             correct = rng.random() < (0.6 if think else 0.4)
@@ -193,19 +196,26 @@ def _reward_worker(index: int, count: int, args, conn) -> None:
             command = conn.recv()
             if command is None:
                 break
-            mix, round_, scorer = command  # build the chunk and empty the caches, then wait for "go"
-            if built != (mix, round_):
-                first, share = _chunk_groups(args.groups, index, count)
-                rows = make_batch(share, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars), start=first)
-                built = (mix, round_)
-            reset_caches()
+            # Build the chunk and empty the caches (not in a later epoch), then wait for "go". In a later
+            # epoch each worker gets another worker's chunk of the same prompts, as verl's chunking
+            # of a reshuffled batch would give it: only the node's shared verdict store has seen them.
+            mix, round_, scorer, epoch = command
+            if built != (mix, round_, epoch):
+                first, share = _chunk_groups(args.groups, (index + epoch) % count, count)
+                rows = make_batch(share, args.seed + round_, mix=mix, think_chars=tuple(args.think_chars), start=first,
+                                  epoch=epoch)
+                built = (mix, round_, epoch)
+            if not epoch and scorer == "ours":  # (the wrapper's runs leave our store to the later epochs)
+                reset_caches()
             conn.send("prepared")
             conn.recv()
+            before = dict(STATS)  # a later epoch keeps the caches, and so the counters: report this run's
             cpu = _cpu_seconds()
             verdicts = loop.run_until_complete(score_all(rows, scorer))
             cpu = _cpu_seconds() - cpu
             facts = [(r[2], r[1][-120:], len(r[1]), r[4]) for r in rows]  # gold, tail, length, label
-            conn.send((verdicts, cpu, dict(STATS) if scorer == "ours" else {}, facts))
+            counts = {key: STATS[key] - before[key] for key in STATS} if scorer == "ours" else {}
+            conn.send((verdicts, cpu, counts, facts))
     finally:
         loop.close()
         # multiprocessing joins a child's children before interpreter exit, which would wait
@@ -229,10 +239,10 @@ def _start_workers(args):
     return workers
 
 
-def _run(workers, mix: str, round_: int, scorer: str):
+def _run(workers, mix: str, round_: int, scorer: str, epoch: int = 0):
     """(verdicts, wall seconds, CPU seconds, summed stats, row facts) of one scorer on one batch."""
     for _, conn in workers:
-        conn.send((mix, round_, scorer))
+        conn.send((mix, round_, scorer, epoch))
     for _, conn in workers:
         assert conn.recv() == "prepared"
     start = time.perf_counter()
@@ -252,7 +262,7 @@ def _measure(workers, mix: str, args) -> dict:
     """Both scorers, alternating over ``args.rounds`` fresh batches of one mix (new golds each round),
     so that load from other processes on the machine hits both alike."""
     out = {"rows": [], "ours": [], "theirs": [], "t_ours": 0.0, "t_theirs": 0.0, "cpu_ours": 0.0, "cpu_theirs": 0.0,
-           "stats": {}}
+           "stats": {}, "later": []}
     for round_ in range(args.rounds):
         for scorer, key in (("ours", "ours"), ("wrapper", "theirs")):
             verdicts, seconds, cpu, stats, facts = _run(workers, mix, round_, scorer)
@@ -262,6 +272,10 @@ def _measure(workers, mix: str, args) -> dict:
             for name, value in stats.items():
                 out["stats"][name] = out["stats"].get(name, 0) + value
         out["rows"] += facts
+        if args.epochs > 1 and len(workers) > 1:
+            # The wrapper keeps nothing between steps: its later epochs cost what the first did.
+            for epoch in range(1, args.epochs):
+                out["later"].append(_run(workers, mix, round_, "ours", epoch))
     return out
 
 
@@ -278,6 +292,9 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mix", choices=["integer", "math", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds, each on a fresh batch")
+    parser.add_argument("--epochs", type=int, default=2,
+                        help="also score the same prompts again with fresh responses, as the next epoch does, "
+                             "without emptying the caches (needs 2+ reward workers); 1: first epoch only")
     parser.add_argument("--think-chars", type=int, nargs=2, default=[2000, 16000], metavar=("MIN", "MAX"),
                         help="length range of the reasoning of thinking responses (4 chars ~ 1 token)")
     args = parser.parse_args(argv)
@@ -318,6 +335,23 @@ def main(argv=None) -> int:
         ):
             accuracy = sum(a == b for a, b in zip(verdicts, labels)) / n
             print(f"| {mix} | {name} | {n / t:,.0f} | {n / cpu:,.0f} | {speed} | {accuracy:.1%} |")
+        if res["later"]:
+            later_t = sum(run[1] for run in res["later"])
+            later_cpu = sum(run[2] for run in res["later"])
+            later_n = sum(len(run[0]) for run in res["later"])
+            later_bad = sum(v != label for run in res["later"] for v, label in zip(run[0], (f[3] for f in run[4])))
+            failed = failed or bool(later_bad)
+            wrapper_rate, wrapper_cpu_rate = n / res["t_theirs"], n / res["cpu_theirs"]
+            print(f"| {mix}, later epochs | r4b_verl.reward | {later_n / later_t:,.0f} | {later_n / later_cpu:,.0f} | "
+                  f"{later_n / later_t / wrapper_rate:.1f}x / {later_n / later_cpu / wrapper_cpu_rate:.1f}x | "
+                  f"{1 - later_bad / later_n:.1%} |")
+            later_stats: dict = {}
+            for run in res["later"]:
+                for name, value in run[3].items():
+                    later_stats[name] = later_stats.get(name, 0) + value
+            notes.append(f"{mix}, later epochs (same prompts, fresh responses, chunks on other workers; speed-up "
+                         f"against the wrapper's first-epoch rate): {later_bad} verdicts differ from the label; "
+                         f"ours: {later_stats}")
         notes.append(f"{mix}: verdict agreement {agree / n:.1%}, ours differs where the wrapper matches the label: "
                      f"{len(bad)}; ours: {res['stats']}")
         for i in bad[:5]:

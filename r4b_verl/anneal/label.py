@@ -9,9 +9,9 @@ reasoning), the project's rewards score the answers, and the query is **reasonin
 else **direct**. Subjective queries (no ground truth) take the user's ``--label-column`` when given, else
 are left ``unlabelled`` and counted (a judge prompt through the annotator is not built yet).
 
-The sampling is verl's: ``python -m verl.trainer.main_ppo +recipe=... trainer.val_only=true
-bpo.val_mode=<mode> actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and
-``trainer.validation_data_dir``, vLLM on GPU, the CPU backend with ``--recipe r4b_bpo_cpu``. The BPO
+The sampling is verl's, the evaluation's command (``r4b_verl.evaluate.run.eval_command``) in one mode:
+``python -m verl.trainer.main_ppo +recipe=... trainer.val_only=true bpo.val_mode=<mode>
+actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and ``trainer.validation_data_dir``, vLLM on GPU, the CPU backend with ``--recipe r4b_bpo_cpu``. The BPO
 worker writes each row's ``extra_info.index`` into the dump (``bpo_index``); the labeller gives every
 row of a chunk its position there, so nothing depends on verl's per-run uids.
 
@@ -42,29 +42,14 @@ def label_from_samples(n_correct: int) -> str:
     return REASONING if n_correct == 0 else DIRECT
 
 
-def chunk_command(annotator: str, data: Path, dump_dir: Path, metrics: Path, args, overrides: list[str]) -> list[str]:
-    rollout = "actor_rollout_ref.rollout.val_kwargs"
-    return [
-        sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe={args.recipe}",
-        f"actor_rollout_ref.model.path={annotator}", f"data.train_files={data}", f"data.val_files={data}",
-        "trainer.val_only=true", "trainer.val_before_train=true", f"bpo.val_mode={args.mode}",
-        f"{rollout}.n={args.n}", f"{rollout}.do_sample=true", f"{rollout}.temperature={args.temperature}",
-        f"{rollout}.top_p=1.0", f"trainer.validation_data_dir={dump_dir}", "trainer.logger=[console,file]",
-        f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={metrics}",
-        *overrides,
-    ]
-
-
 def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
     """Row position -> (correct samples, samples) from a chunk's validation dump."""
-    from r4b_verl.evaluate.dump import newest_dump
+    from r4b_verl.evaluate.dump import jsonl_lines, newest_dump
     from r4b_verl.think import INDEX_INFO_KEY
 
     counts: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     path = newest_dump(dump_dir)
-    for number, text in enumerate(open(path, encoding="utf-8"), start=1):
-        if not text.strip():
-            continue
+    for number, text in jsonl_lines(path):
         line = json.loads(text)
         if INDEX_INFO_KEY not in line:
             raise ValueError(f"{path}:{number}: no {INDEX_INFO_KEY}: the annotator run did not use r4b-verl's BPO worker")
@@ -76,15 +61,17 @@ def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
 
 def run_chunk(rows: pd.DataFrame, work: Path, args, overrides: list[str]) -> dict[int, tuple[int, int]]:
     """Sample the annotator on ``rows`` (positions in their ``extra_info.index``) with verl; counts per position."""
-    from r4b_verl.evaluate.run import run_streaming
+    from r4b_verl.evaluate.run import eval_command, run_validation
 
     work.mkdir(parents=True, exist_ok=True)
     data = work / "rows.parquet"
     rows.to_parquet(data)
-    cmd = chunk_command(args.annotator, data, work / "generations", work / "metrics.jsonl", args, overrides)
+    sampling = "actor_rollout_ref.rollout.val_kwargs"
+    cmd = eval_command(args.annotator, str(data), work, args.recipe, args.n, val_mode=args.mode, overrides=(
+        f"{sampling}.do_sample=true", f"{sampling}.temperature={args.temperature}", f"{sampling}.top_p=1.0",
+        *overrides))
     print("== labelling:", " ".join(cmd), flush=True)
-    (work / "run").mkdir(exist_ok=True)
-    code = run_streaming(cmd, cwd=work / "run", log=work / "label.log")
+    code = run_validation(cmd, work, "label.log")
     if code != 0:
         raise RuntimeError(f"the annotator run for {len(rows)} rows failed (exit {code}); its output: {work / 'label.log'}")
     return counts_from_dump(work / "generations")
@@ -105,7 +92,7 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
     for column in ("prompt", "data_source"):
         if column not in rows:
             raise ValueError(f"{args.data}: no {column!r} column: not verl RL rows (see r4b_verl/anneal/README.md)")
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # verl runs in a directory of its own: every path it gets is absolute
     sidecar = out.with_name(out.name + ".labels.jsonl")
     done: dict[int, dict] = {}
     if sidecar.exists():  # resume: labels of finished chunks
@@ -152,9 +139,9 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    from r4b_verl.evaluate.run import split_overrides
+
+    argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
     p = argparse.ArgumentParser(prog="python -m r4b_verl.anneal.label", description=__doc__.splitlines()[0])
     p.add_argument("--annotator", required=True, help="HF path of the annotator model")
     p.add_argument("--data", required=True, help="verl RL parquet rows to label")

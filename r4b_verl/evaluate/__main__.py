@@ -42,17 +42,15 @@ def curves(metrics: Path, out: Path | None, k: int) -> int:
 
 
 def run(args, overrides: list[str]) -> int:
-    from r4b_verl.evaluate.run import eval_command, run_streaming
+    from r4b_verl.evaluate.run import eval_command, run_validation
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "run").mkdir(exist_ok=True)
     cmd = eval_command(args.model, args.data, out, args.recipe, args.n, args.checkpoint, overrides=tuple(overrides))
     print("== evaluation:", " ".join(cmd), flush=True)
     if args.dry_run:
         return 0
-    # verl writes relative paths (outputs/, checkpoints/) under the working directory
-    code = run_streaming(cmd, cwd=out / "run", log=out / "eval.log")
+    code = run_validation(cmd, out, "eval.log")
     if code != 0:
         print(f"[r4b-verl eval] the evaluation run failed (exit {code}); its output: {out / 'eval.log'}", file=sys.stderr)
         return code
@@ -60,9 +58,9 @@ def run(args, overrides: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    from r4b_verl.evaluate.run import split_overrides
+
+    argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(prog="python -m r4b_verl.evaluate", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="evaluate a model in think, no_think and auto mode with verl's validation")

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-from r4b_verl.evaluate.dump import Progress
+from r4b_verl.evaluate.dump import jsonl_lines
 
 THINK_RATE = re.compile(r"^bpo/val/(?:(?P<source>.+)/)?think_rate$")
 OVERALL = "all"
@@ -33,22 +33,17 @@ def read_curves(path: str | Path) -> tuple[dict[str, dict[int, float]], dict[str
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics file (verl's file logger writes VERL_FILE_LOGGER_PATH)")
     curves: dict[str, dict[int, float]] = {}
-    progress = Progress(f"reading {path}")
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            progress.tick()
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                step, data = int(record["step"]), record["data"]
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                print(f"warning: {path}:{number}: not a file-logger line ({{'step': N, 'data': {{...}}}}), skipped"
-                      " (cut short by a running or killed job?)", file=sys.stderr)
-                continue
-            for key, value in data.items():
-                if key.startswith("bpo/") and isinstance(value, (int, float)) and not isinstance(value, bool):
-                    curves.setdefault(key, {})[step] = float(value)
+    for number, line in jsonl_lines(path):
+        try:
+            record = json.loads(line)
+            step, data = int(record["step"]), record["data"]
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            print(f"warning: {path}:{number}: not a file-logger line ({{'step': N, 'data': {{...}}}}), skipped"
+                  " (cut short by a running or killed job?)", file=sys.stderr)
+            continue
+        for key, value in data.items():
+            if key.startswith("bpo/") and isinstance(value, (int, float)) and not isinstance(value, bool):
+                curves.setdefault(key, {})[step] = float(value)
     if not curves:
         raise ValueError(f"{path}: no bpo/ metrics: not the log of a BPO run (+recipe=r4b_bpo with the file logger)")
     think_rates = {}

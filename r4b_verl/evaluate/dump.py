@@ -50,18 +50,23 @@ class Progress:
                   file=sys.stderr, flush=True)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """The non-empty lines of a JSONL file with their numbers; a progress line on long reads."""
     progress = Progress(f"reading {path}")
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             progress.tick()
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DumpError(f"{path}:{number}: not a JSON line ({exc.msg}); the dump is truncated or not "
-                                "verl's validation_data_dir output") from None
+            if line.strip():
+                yield number, line
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict]]:
+    for number, line in jsonl_lines(path):
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DumpError(f"{path}:{number}: not a JSON line ({exc.msg}); the dump is truncated or not "
+                            "verl's validation_data_dir output") from None
 
 
 def read_dump(path: str | Path) -> list[Response]:

@@ -66,7 +66,7 @@ def training_plots(curves: dict[str, dict[int, float]], think_rates: dict[str, d
     """``training_curves.png``: four panels from the ``bpo/`` series of a run (``curves.read_curves``)."""
     fig, axes = plt.subplots(2, 2, figsize=(SIZE[0] * 1.5, SIZE[1] * 1.6))
     panels = [
-        (axes[0, 0], "auto-mode think rate (validation)", {s: v for s, v in think_rates.items()}),
+        (axes[0, 0], "auto-mode think rate (validation)", think_rates),
         (axes[0, 1], "reward / accuracy per forced mode",
          {k: curves[k] for k in ("bpo/think/reward/mean", "bpo/no_think/reward/mean",
                                  "bpo/think/acc/mean", "bpo/no_think/acc/mean") if k in curves}),

@@ -24,14 +24,25 @@ import time
 from pathlib import Path
 
 
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(our arguments, the Hydra overrides after ``--``) of a command line."""
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1 :]
+
+
 def eval_command(model: str, data: str, out: Path, recipe: str = "r4b_bpo", n: int | None = None,
-                 checkpoint: str | None = None, python: str = sys.executable, overrides: tuple[str, ...] = ()) -> list[str]:
-    """The ``main_ppo`` command line of an evaluation (``data`` as ``data.val_files`` takes it)."""
+                 checkpoint: str | None = None, python: str = sys.executable, overrides: tuple[str, ...] = (),
+                 val_mode: str = "all") -> list[str]:
+    """The ``main_ppo`` command line of a validation-only run (``data`` as ``data.val_files`` takes it).
+
+    ``val_mode=all`` is the three-mode evaluation; the labeller samples its annotator in one mode.
+    """
     cmd = [
         python, "-m", "verl.trainer.main_ppo", f"+recipe={recipe}",
         f"actor_rollout_ref.model.path={model}",
         f"data.train_files={data}", f"data.val_files={data}",  # verl builds a train loader even for val_only
-        "trainer.val_only=true", "trainer.val_before_train=true", "bpo.val_mode=all",
+        "trainer.val_only=true", "trainer.val_before_train=true", f"bpo.val_mode={val_mode}",
         f"trainer.validation_data_dir={out / 'generations'}",
         "trainer.logger=[console,file]",
         f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={out / 'metrics.jsonl'}",
@@ -41,6 +52,13 @@ def eval_command(model: str, data: str, out: Path, recipe: str = "r4b_bpo", n: i
     if checkpoint:
         cmd += ["trainer.resume_mode=resume_path", f"trainer.resume_from_path={checkpoint}"]
     return cmd + list(overrides)
+
+
+def run_validation(cmd: list[str], out: Path, log_name: str) -> int:
+    """Run ``cmd`` in ``out/run`` (verl writes relative paths, outputs/ and checkpoints/, under its working
+    directory), its output streamed and kept in ``out/log_name``; returns the exit code."""
+    (out / "run").mkdir(parents=True, exist_ok=True)
+    return run_streaming(cmd, cwd=out / "run", log=out / log_name)
 
 
 def run_streaming(cmd: list[str], cwd: Path, log: Path, heartbeat_s: float = 30.0) -> int:

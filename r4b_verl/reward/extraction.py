@@ -33,10 +33,12 @@ from math_verify.parser import (
     make_latex_env_pattern,
 )
 
-# The gold is wrapped in \boxed{} and parsed as LaTeX, like verl's math-verify wrapper does.
-GOLD_CONFIG: tuple[ExtractionTarget, ...] = (LatexExtractionConfig(),)
-# Model answers: \boxed{} first (R-4B and most math prompts ask for it), then LaTeX, then plain numbers.
-PRED_CONFIG: tuple[ExtractionTarget, ...] = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+# math-verify's own default extraction, for the gold and for the answer: the reward is never weaker
+# than math-verify on the answer part because it *is* math-verify's reading of it (issue 15; a
+# \boxed{}-first priority of our own lost answers math-verify reads, e.g. "final answer is ..." after a box).
+MV_DEFAULT: tuple[ExtractionTarget, ...] = (LatexExtractionConfig(), ExprExtractionConfig())
+GOLD_CONFIG: tuple[ExtractionTarget, ...] = MV_DEFAULT
+PRED_CONFIG: tuple[ExtractionTarget, ...] = MV_DEFAULT
 
 _LATEX_GROUP = re.compile(r"^(first|next\d)_latex")
 
@@ -187,3 +189,22 @@ def gold_text(ground_truth: str) -> str:
     if len(gold) >= 2 and gold[0] == "$" and gold[-1] == "$":
         gold = gold.strip("$").strip()
     return gold if "\\boxed" in gold else "\\boxed{" + gold + "}"
+
+
+def parse_gold(ground_truth: str) -> list:
+    """math-verify's reading of a gold answer, as the reward defines it (runs sympy: worker only).
+
+    ``parse(gold_text(gold))``, the gold in \\boxed{} as verl's wrapper gives it: a bare LaTeX gold
+    (``\\{1,2\\}``, ``x^2+1``) has no delimiters math-verify finds otherwise. When that reading has
+    no sympy value (latex2sympy fails on ``\\boxed{28\\%}``), the gold *as given* is parsed too and
+    its readings added: ``28\\%`` then reads as 28, equal to "28 percent" by math-verify's own
+    percent rule. Only then: as given, a LaTeX gold is often misread (``(\\frac{3}{5}, \\frac{8}{3}]``
+    as its last fraction, ``6\\sqrt{2}`` as 6).
+    """
+    from math_verify import parse
+
+    gold = ground_truth.strip()
+    readings = parse(gold_text(gold), GOLD_CONFIG, parsing_timeout=None)
+    if all(isinstance(item, str) for item in readings):
+        readings = readings + parse(gold, GOLD_CONFIG, parsing_timeout=None)
+    return readings

@@ -1,7 +1,9 @@
 """The ``math`` reward: math-verify's verdict on the extracted final answer, computed cheaply.
 
 The verdict is defined as math-verify's:
-``verify(parse(\\boxed{gold}, GOLD_CONFIG), parse(answer_part, PRED_CONFIG))`` (extraction.py).
+``verify(parse_gold(gold), parse(answer_part))`` with math-verify's default extraction configs;
+``parse_gold`` (extraction.py) is ``parse(\\boxed{gold})``, plus ``parse(gold)`` as given when the
+boxed reading has no sympy value.
 How it is reached, cheapest first:
 
 1. The answer's first match (math-verify's regexes, in-process, no sympy). No match: wrong.
@@ -34,6 +36,7 @@ from .cache import LRUCache
 from .extraction import GOLD_CONFIG, PRED_CONFIG, Candidate, first_candidate, gold_text
 from .outcome import Outcome, gold_list
 from .symbolic_pool import get_pool
+from .verdict_store import clear_stores, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ STATS = {
     "fast_numeric": 0,
     "fast_mismatch": 0,
     "cache_hits": 0,
+    "store_hits": 0,
     "symbolic": 0,
     "timeouts": 0,
     "waited_out": 0,
@@ -135,7 +139,7 @@ def _gold_candidate(gold: str) -> Candidate | None:
     cached = _gold_cache.get(gold, False)
     if cached is not False:
         return cached
-    candidate = first_candidate(gold, GOLD_CONFIG)
+    candidate = first_candidate(gold_text(gold), GOLD_CONFIG)
     _gold_cache.put(gold, candidate)
     if candidate is None and gold not in _warned_golds:
         _warned_golds.add(gold)
@@ -204,6 +208,13 @@ def _symbolic(gold: str, answer: str, settings, match_key: bytes | None = None) 
     cached = _cached_verdict(*keys)
     if cached is not None:
         return cached
+    store = get_store(settings.verdict_store)
+    stored = store.get(*keys) if store is not None else None
+    if stored is not None:  # verified by another reward process, or in an earlier step
+        _count("cache_hits")  # every verdict not computed here; store_hits: those from the shared store
+        _count("store_hits")
+        _verdict_cache.put(*stored)  # under the key it was stored with: match or text
+        return stored[1]
     pool = get_pool(settings.workers, settings.worker_memory_mb)
     wait_deadline = time.monotonic() + settings.max_wait_s
     with pool.slot_for(gold, settings.max_wait_s) as slot:
@@ -222,7 +233,10 @@ def _symbolic(gold: str, answer: str, settings, match_key: bytes | None = None) 
         if verdict.timeout:
             _count("timeouts")
         result = (verdict.equal, verdict.timeout, verdict.pred)
-        _verdict_cache.put(match_key if match_key is not None and verdict.first_ok else text_key, result)
+        key = match_key if match_key is not None and verdict.first_ok else text_key
+        _verdict_cache.put(key, result)
+        if store is not None and not verdict.timeout and verdict.error is None:
+            store.put(key, verdict.equal, verdict.pred)
     return result
 
 
@@ -270,7 +284,8 @@ def score_math(answer: str | None, ground_truth, settings) -> Outcome | Symbolic
     if answer is None:
         _count("no_answer")
         return Outcome()
-    golds = [gold_text(str(g)[: settings.max_answer_chars]) for g in gold_list(ground_truth)]
+    # Keyed as given: parse_gold may also read the gold unboxed, so "$28\\%$" and "28\\%" differ.
+    golds = [str(g)[: settings.max_answer_chars].strip() for g in gold_list(ground_truth)]
     if answer.count("\\[") + answer.count("\\(") > _MAX_OPENERS_IN_PROCESS:
         _count("scanned_in_worker")
         return SymbolicCheck(Outcome(), answer, [(gold, None) for gold in golds], settings)
@@ -300,12 +315,14 @@ def score_math(answer: str | None, ground_truth, settings) -> Outcome | Symbolic
 
 
 def reset_caches() -> None:
-    """Forget cached golds, verdicts and normalised strings (benchmarks and tests start cold)."""
+    """Forget cached golds, verdicts (also the shared verdict store) and normalised strings
+    (benchmarks and tests start cold)."""
     from . import extraction
 
     extraction._normalize_latex.cache_clear()
     _gold_cache.clear()
     _verdict_cache.clear()
+    clear_stores()
     with _stats_lock:
         for key in STATS:
             STATS[key] = 0

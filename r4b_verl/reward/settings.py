@@ -31,6 +31,7 @@ class Settings:
     max_wait_s: float = 30.0  # waiting for a free or (re)starting worker
     workers: int = 1  # symbolic worker processes per reward process
     worker_memory_mb: int = 4096  # address-space cap of each worker (0: none)
+    verdict_store: str = "auto"  # symbolic verdicts shared by the node's reward processes: auto, a directory, off
     max_response_chars: int = 1_000_000  # longer responses keep their tail
     max_answer_chars: int = 4096  # the answer part is cut to its tail before extraction
     numeric_rel_tol: float = 1e-4

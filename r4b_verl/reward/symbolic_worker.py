@@ -15,8 +15,9 @@ Protocol: one JSON object per line. The child first writes ``{"ready": true}``; 
 request ``{"gold": <gold text>, "pred": <answer text>, "timeout": <s>}`` it writes
 ``{"equal": bool, "first_ok": bool, "timeout": bool, "error": str|null, "pred": str|null}``
 (``pred``: the answer math-verify extracted, null if none).
-``equal`` is exactly ``verify(parse(gold, GOLD_CONFIG), parse(pred, PRED_CONFIG))`` with
-math-verify's defaults (its signal timeouts off: the deadline here replaces them).
+``equal`` is exactly ``verify(parse_gold(gold), parse(pred, PRED_CONFIG))`` with math-verify's
+defaults (its signal timeouts off: the deadline here replaces them); ``gold`` is the ground truth as
+given (extraction.parse_gold reads it in \\boxed{}, and as given when that has no sympy value).
 ``first_ok`` says the first match math-verify tried parsed, so the verdict depends on that match
 alone and the parent may reuse it for any text whose first match has the same groups.
 """
@@ -60,7 +61,7 @@ def main() -> None:
     from math_verify.parser import extract_match
 
     from .cache import LRUCache
-    from .extraction import GOLD_CONFIG, PRED_CONFIG, first_match
+    from .extraction import PRED_CONFIG, first_match, parse_gold
 
     # Timeouts are handled here; silence math-verify's "timeout disabled" warning.
     mv_parser.TIMEOUT_WARNING_SHOWN = True
@@ -73,7 +74,7 @@ def main() -> None:
     def check(gold: str, pred: str) -> tuple[bool, bool, str | None]:
         parsed_gold = golds.get(gold)
         if parsed_gold is None:
-            parsed_gold = parse(gold, GOLD_CONFIG, parsing_timeout=None)
+            parsed_gold = parse_gold(gold)
             golds.put(gold, parsed_gold)
         parsed_pred = parse(pred, PRED_CONFIG, parsing_timeout=None)
         equal = bool(parsed_gold and parsed_pred and verify(parsed_gold, parsed_pred, timeout_seconds=None))

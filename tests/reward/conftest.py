@@ -1,11 +1,16 @@
 """Shared fixtures: reward caches start cold for every test; the reward benchmark as a module."""
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from r4b_verl.reward import reset_caches
+
+# The shared verdict store of this test process (each xdist worker its own): never the node's real one.
+os.environ["R4B_REWARD_STORE"] = tempfile.mkdtemp(prefix="r4b_reward_store_")
 
 
 @pytest.fixture(autouse=True)

@@ -69,8 +69,11 @@ def corpus(seed: int = 0, size: int = 400) -> list[tuple[str, str]]:
 
 
 def reference(gold: str, answer: str) -> bool:
-    g = parse(gold_text(gold), GOLD_CONFIG, parsing_timeout=None)
-    p = parse(answer, PRED_CONFIG, parsing_timeout=None)
+    """math-verify on the answer, default configs; the gold boxed, and also as given if boxed it has no value."""
+    g = parse(gold_text(gold), parsing_timeout=None)
+    if all(isinstance(item, str) for item in g):
+        g += parse(gold.strip(), parsing_timeout=None)
+    p = parse(answer, parsing_timeout=None)
     return bool(g and p and verify(g, p, timeout_seconds=None))
 
 
