@@ -11,7 +11,8 @@
 #   recipes/run_demo_cpu.sh [extra Hydra overrides of stage 2...]
 # Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (BPO steps,
 #   default 3), ANNEAL_STEPS (stage-1 SFT steps of ANNEAL_BATCH samples, default 300), ANNEAL_BATCH (32),
-#   ANNEAL_LR (3e-3), ANNEAL_ROWS (toy questions of each annealing file, default 1024),
+#   ANNEAL_LR (3e-3), ANNEAL_ROWS (toy questions annealed in their label's mode, default 1024),
+#   ANNEAL_BOTH_ROWS (other toy questions annealed in both modes, default 256),
 #   LABEL_ROWS (label this many toy questions with r4b_verl.anneal.label first: one more verl start; default 0).
 set -euo pipefail
 
@@ -26,6 +27,7 @@ ANNEAL_STEPS=${ANNEAL_STEPS:-300}
 ANNEAL_BATCH=${ANNEAL_BATCH:-32}
 ANNEAL_LR=${ANNEAL_LR:-3.0e-3}
 ANNEAL_ROWS=${ANNEAL_ROWS:-1024}
+ANNEAL_BOTH_ROWS=${ANNEAL_BOTH_ROWS:-256}
 LABEL_ROWS=${LABEL_ROWS:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 A="$OUT/assets"
@@ -34,8 +36,8 @@ T0=$(stamp)
 
 rm -rf "$OUT"
 mkdir -p "$OUT/run"
-echo "== building tiny assets in $A (tokenizer, random model, toy-math parquet, 2 x $ANNEAL_ROWS annealing rows)"
-"$PYTHON" -m r4b_verl.demo --out "$A" --n-anneal "$ANNEAL_ROWS" --n-anneal-both "$ANNEAL_ROWS"
+echo "== building tiny assets in $A (tokenizer, random model, toy-math parquet, $ANNEAL_ROWS + $ANNEAL_BOTH_ROWS annealing rows)"
+"$PYTHON" -m r4b_verl.demo --out "$A" --n-anneal "$ANNEAL_ROWS" --n-anneal-both "$ANNEAL_BOTH_ROWS"
 T_ASSETS=$(stamp)
 
 # R-4B labels a query reasoning-intensive when its annotator gets no answer right without thinking
@@ -54,7 +56,8 @@ fi
 T_LABEL=$(stamp)
 
 # Each level in its label's mode (anneal.parquet), plus other questions in both modes (anneal_both.parquet),
-# so that both modes exist on both levels: easy questions are 2/3 direct samples, hard ones 2/3 thinking.
+# so that both modes exist on both levels: with the defaults, easy questions are 5/6 direct samples, hard
+# ones 5/6 thinking (the auto-mode choice stage 1 should learn), and each level has its other mode too.
 echo
 echo "== stage 1 data: python -m r4b_verl.anneal.build (labels of the toy level; a second set in both modes)"
 "$PYTHON" -m r4b_verl.anneal.build --in "$A/anneal.parquet" --out "$A/sft_labelled.parquet" --label-key level_label \

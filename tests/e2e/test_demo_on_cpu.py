@@ -46,7 +46,8 @@ def test_make_demo_trains_and_prints_the_summary(tmp_path):
     easy, hard = levels["toy_math_easy"], levels["toy_math_hard"]
     assert easy["think_n"] == easy["no_think_n"] == easy["auto_n"] == 32  # 8 prompts x val_kwargs.n=4
     # stage 1 moved the auto-mode choice in the direction of its labels (easy: direct, hard: reasoning)
-    assert hard["auto_think_rate"] > easy["auto_think_rate"] + 0.2, levels
+    # (annealed on 5/6 direct samples for easy questions, 5/6 thinking ones for hard: r4b_verl/backends/cpu/README.md)
+    assert hard["auto_think_rate"] > easy["auto_think_rate"] + 0.3, levels
 
 
 def test_make_demo_on_a_fresh_clone_installs_first(checkout, tmp_path):
