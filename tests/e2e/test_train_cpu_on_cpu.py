@@ -30,7 +30,7 @@ N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thin
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 RUN_TIMEOUT_S = 900
 REPO = Path(__file__).resolve().parents[2]
-ANNEAL_STEPS = 100  # enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
+ANNEAL_STEPS = 150  # enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
 TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
