@@ -3,7 +3,8 @@
     make bench-step             # or: python benchmarks/bench_step.py [--rounds 2 --steps 5]
 
 Method. The tiny offline assets of ``make demo`` are built once (``python -m r4b_verl.demo``, with
-``--anneal-steps``, default 400 = the demo's model; or reused with ``--assets DIR``). Then verl's
+random weights: ``make demo`` anneals on verl's SFT trainer first; or reused with ``--assets DIR``, e.g. a
+demo's ``assets`` with ``model`` the annealed one). Then verl's
 real trainer (``python -m verl.trainer.main_ppo +recipe=r4b_bpo_cpu``, as
 ``recipes/run_demo_cpu.sh`` runs it) trains ``--steps`` steps per run, alternately
 
@@ -217,8 +218,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="BPO+GRPO pairs of runs (default 2)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per run, step 1 dropped (default 5)")
-    ap.add_argument("--anneal-steps", type=int, default=400,
-                    help="bi-mode annealing steps of the demo model (default 400, the demo's; 0 = random weights)")
     ap.add_argument("--assets", type=Path, help="reuse assets built by `python -m r4b_verl.demo --out DIR` (skips the build)")
     ap.add_argument("--out", type=Path, help="work directory, kept (default: a new one under $TMPDIR); must not exist")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per subprocess (default 600)")
@@ -247,9 +246,9 @@ def main() -> None:
         print(f"assets   {assets} (reused)")
     else:
         assets = out / "assets"
-        wall = run_logged([py, "-m", "r4b_verl.demo", "--out", str(assets), "--anneal-steps", str(args.anneal_steps)],
+        wall = run_logged([py, "-m", "r4b_verl.demo", "--out", str(assets)],
                           out, out / "assets.log", args.timeout, "asset build")
-        print(f"assets   {assets} (--anneal-steps {args.anneal_steps}, {wall:.0f} s)")
+        print(f"assets   {assets} (random weights, {wall:.0f} s)")
 
     runs = []
     for r in range(args.rounds):

@@ -31,31 +31,53 @@ CHAT_TEMPLATE = (
 
 
 def _corpus(n_lines: int = 2000, seed: int = 0) -> list[str]:
-    """Chat-shaped arithmetic text, enough for BPE merges on digits, tags and common words."""
-    from r4b_verl.demo.toy_math import question
+    """Chat-shaped arithmetic text, enough for BPE merges on digits, tags and common words.
 
+    Fixed text, not the toy task's (``r4b_verl.demo.toy_math``): the tokenizer's ids do not move when the
+    task does (tests pin token ids). Any text tokenizes (byte-level); the corpus only decides the merges.
+    """
     rng = random.Random(seed)
     lines = []
     for _ in range(n_lines):
         a, b = rng.randint(0, 999), rng.randint(0, 999)
         lines.append(
-            f"<|im_start|>user\n{question(a, b)}<|im_end|>\n"
+            f"<|im_start|>user\nWhat is {a} + {b}? Put the final answer in \\boxed{{}}.<|im_end|>\n"
             f"<|im_start|>assistant\n{THINK_OPEN}\nLet me add {a} and {b} step by step.\n{THINK_CLOSE}\n\n"
             f"The answer is \\boxed{{{a + b}}}.<|im_end|>\n"
         )
     return lines
 
 
-def build_tokenizer(out_dir: str | os.PathLike | None = None, vocab_size: int = 512):
-    """Train a byte-level BPE tokenizer and wrap it as a ``PreTrainedTokenizerFast``.
+# Qwen2's pre-tokenizer split (transformers' Qwen2Tokenizer): digits one by one, a run of newlines one piece.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def build_tokenizer(out_dir: str | os.PathLike | None = None, vocab_size: int = 512, qwen_split: bool = False):
+    r"""Train a byte-level BPE tokenizer and wrap it as a ``PreTrainedTokenizerFast``.
 
     Returns the tokenizer; with ``out_dir`` it is also saved there (``AutoTokenizer`` loadable).
+
+    ``qwen_split=True`` trains on Qwen2's pre-tokenizer split (:data:`QWEN2_SPLIT`, what ``AutoTokenizer``
+    applies anyway once a Qwen2 ``config.json`` sits next to the tokenizer) instead of GPT-2's, so that
+    ``"\n\n"`` gets its own BPE merge, as in Qwen's tokenizers: the r4b think prefix ``<think>\n`` is then
+    *not* a token prefix of the no-think prefix ``<think>\n\n</think>`` (``<think>`` + one ``\n\n`` token),
+    and forcing it really forces thinking (with two ``\n`` tokens the model could close the block empty
+    right after it). The demo's tokenizer uses it; the default keeps the GPT-2 split, where the think
+    prefix is a token prefix of the no-think one (the case ``bpo.train_mode_token`` tests exercise).
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AddedToken, PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if qwen_split:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+    else:
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -63,7 +85,13 @@ def build_tokenizer(out_dir: str | os.PathLike | None = None, vocab_size: int = 
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(), trainer=trainer)
+    corpus = _corpus()
+    if qwen_split:
+        # The trainer sees the think tags as plain text, so ">\n\n" is one piece and the blank line after a
+        # tag never stands alone; once the tags are added tokens it does ("</think>", "\n\n", ...): these
+        # lines give it its merge.
+        corpus += ["\n\n"] * 1000
+    tok.train_from_iterator(corpus, trainer=trainer)
 
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok,

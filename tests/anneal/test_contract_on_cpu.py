@@ -122,6 +122,31 @@ def test_r4b_token_ids_exactly(tokenizer_with, tmp_path):
         assert ids[start : start + len(head)] == head, mode
 
 
+def test_demo_tokenizer_forces_thinking(tmp_path):
+    """The demo's tokenizer (Qwen2 split, "\\n\\n" one token as in Qwen's): r4b's think prefix is not a token
+    prefix of its no-think prefix, so a model forced to think cannot close the block empty along a trained path,
+    and the built samples still start with the exact forced ids."""
+    from transformers import AutoTokenizer
+
+    from r4b_verl.demo.tiny import build_model, build_tokenizer
+
+    build_model(tmp_path / "m", build_tokenizer(qwen_split=True))
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")  # as verl loads it (the Qwen2 tokenizer class)
+    think, close, nl, nl2 = (tok.convert_tokens_to_ids(t) for t in ("<think>", "</think>", "Ċ", "ĊĊ"))
+    assert nl2 != tok.unk_token_id and len({think, close, nl, nl2}) == 4
+    prefixes = tokenize_prefixes(PRESETS["r4b"], tok)
+    assert prefixes.ids["think"] == [think, nl] and prefixes.ids["no_think"] == [think, nl2, close]
+    assert prefixes.decision_index == 1  # the first token after <think> decides: \n (think) or \n\n (no think)
+    result = build(labelled(), preset="r4b", tokenizer=tok)
+    by_mode = dict(zip(result.samples["mode"], verl_items(result.samples, tok, tmp_path)))
+    for mode, head in (("think", [think, nl]), ("no_think", [think, nl2, close, nl2])):
+        ids, mask = by_mode[mode]["input_ids"].tolist(), by_mode[mode]["loss_mask"].tolist()
+        start = mask.index(1)
+        assert ids[start : start + len(head)] == head, mode
+    think_ids, think_mask = by_mode["think"]["input_ids"].tolist(), by_mode["think"]["loss_mask"].tolist()
+    assert think_ids[think_mask.index(1) + 2] not in (nl, nl2, close)  # reasoning follows, not an empty block
+
+
 def test_qwen3_stripping_template_is_refused(tokenizer_with):
     tok = tokenizer_with(QWEN3_STRIPPING_TEMPLATE)
     with pytest.raises(TemplateContractError) as info:

@@ -1,6 +1,6 @@
 """Stage 1 on CPU: ``+recipe=r4b_anneal_cpu`` with verl 0.9.1's SFT trainer, then stage 2 from its output.
 
-The tiny random model (``python -m r4b_verl.demo --anneal-steps 0``) is annealed on a bi-mode SFT
+The tiny random model (``python -m r4b_verl.demo``) is annealed on a bi-mode SFT
 parquet written here, through ``recipes/run_anneal.sh`` (torchrun --standalone, one CPU process);
 then ``main_ppo +recipe=r4b_bpo_cpu`` trains one BPO step from ``global_step_N/huggingface``.
 Observed from the outside: verl's file logger, the checkpoint directory, transformers.
@@ -103,7 +103,7 @@ def _assistant_loss(model_dir: Path, tokenizer, rows: list[dict]) -> float:
 def anneal(tmp_path_factory):
     root = tmp_path_factory.mktemp("anneal_cpu")
     assets = root / "assets"
-    _run([PYTHON, "-m", "r4b_verl.demo", "--out", str(assets), "--anneal-steps", "0"], cwd=root, log=root / "assets.log")
+    _run([PYTHON, "-m", "r4b_verl.demo", "--out", str(assets)], cwd=root, log=root / "assets.log")
     train_rows, val_rows = _rows(N_ROWS, seed=0), _rows(8, seed=1)
     train = _write_parquet(root / "sft_train.parquet", train_rows)
     val = _write_parquet(root / "sft_val.parquet", val_rows)

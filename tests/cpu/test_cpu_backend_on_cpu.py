@@ -211,7 +211,9 @@ def test_toy_math_rows_in_verl_format():
         assert set(row) == {"data_source", "prompt", "ability", "reward_model", "extra_info"}
         assert row["prompt"][0]["role"] == "user" and "\\boxed{}" in row["prompt"][0]["content"]
         assert row["reward_model"]["style"] == "rule"
-        a, b = map(int, row["extra_info"]["question"].split("What is ")[1].split("?")[0].split(" + "))
-        assert row["reward_model"]["ground_truth"] == str(a + b) == row["extra_info"]["answer"]
+        operands = list(map(int, row["extra_info"]["question"].split("What is ")[1].split("?")[0].split(" + ")))
+        assert operands == row["extra_info"]["operands"] and all(0 <= d <= 9 for d in operands)
+        assert row["reward_model"]["ground_truth"] == str(sum(operands)) == row["extra_info"]["answer"]
     assert [r["extra_info"]["level"] for r in rows[:2]] == ["easy", "hard"]
+    assert [len(r["extra_info"]["operands"]) for r in rows[:2]] == [2, 4]
     assert [r["data_source"] for r in rows[:2]] == ["toy_math_easy", "toy_math_hard"]

@@ -1,5 +1,11 @@
-"""`make demo`, the README's run command, exactly as a user types it from the repository root."""
+"""`make demo`, the README's run command, exactly as a user types it from the repository root.
 
+The first test's demo run also carries the stage-1 checks: verl's SFT trainer anneals the random model
+(its loss falls), stage 2 trains from the stage-1 HF checkpoint, and the annealed model's auto-mode think
+rate follows its labels (hard questions thought about more often than easy ones).
+"""
+
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +31,23 @@ def test_make_demo_trains_and_prints_the_summary(tmp_path):
 
     assert Image.open(curves).size == (1200, 720)
     assert "make eval" in out.stdout and (tmp_path / "demo" / "checkpoints" / "global_step_1").is_dir()
+
+    # both stages in the summary; stage 2 started from stage 1's HF export
+    demo = tmp_path / "demo"
+    step = (demo / "anneal" / "latest_checkpointed_iteration.txt").read_text().strip()
+    annealed = demo / "anneal" / f"global_step_{step}" / "huggingface"
+    assert f"annealed model: {annealed}" in out.stdout
+    assert "== stage 1 (bi-mode annealing SFT) summary" in out.stdout and "== stage 2 (BPO) summary" in out.stdout
+    stage1 = json.loads((demo / "stage1.json").read_text())
+    losses = [loss for _, loss in stage1["sft_loss"]]
+    assert len(losses) == int(step) and losses[-1] < losses[0] - 1.0, losses[:3] + losses[-3:]
+    # stage 2 validated the annealed model before training, in the three modes, sampled
+    levels = stage1["levels"]
+    easy, hard = levels["toy_math_easy"], levels["toy_math_hard"]
+    assert easy["think_n"] == easy["no_think_n"] == easy["auto_n"] == 32  # 8 prompts x val_kwargs.n=4
+    # stage 1 moved the auto-mode choice in the direction of its labels (easy: direct, hard: reasoning)
+    # (annealed on 5/6 direct samples for easy questions, 5/6 thinking ones for hard: r4b_verl/backends/cpu/README.md)
+    assert hard["auto_think_rate"] > easy["auto_think_rate"] + 0.3, levels
 
 
 def test_make_demo_on_a_fresh_clone_installs_first(checkout, tmp_path):

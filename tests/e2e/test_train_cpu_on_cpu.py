@@ -1,11 +1,13 @@
-"""End to end on CPU: verl 0.9.1's real trainer with ``+recipe=r4b_bpo_cpu``, as ``make demo`` runs it.
+"""End to end on CPU: verl 0.9.1's real trainers, as ``make demo`` runs them.
 
-Two training steps (validation first, in auto mode), a checkpoint at step 2, then a second
+The demo script (``recipes/run_demo_cpu.sh``, with a short stage 1): assets, annealing data, stage 1 on
+verl's SFT trainer (``+recipe=r4b_anneal_cpu``), then two BPO steps with ``+recipe=r4b_bpo_cpu`` from
+the stage-1 HF checkpoint (validation first, in all three modes), a checkpoint at step 2; then a second
 process that resumes from it for one more step. Everything is observed from the outside, the
 way a user sees it: verl's ``file`` logger (``VERL_FILE_LOGGER_PATH``), verl's rollout dump
 (``trainer.rollout_data_dir``), the checkpoint directory and the console log.
 
-Slow by design: asset build + two trainer start-ups, about 2 minutes on 2 cores.
+Slow by design: asset build + three trainer start-ups, about 3 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thin
 # decoded prompt in verl's rollout dump (think tags are non-special tokens, so decoding keeps them).
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 RUN_TIMEOUT_S = 900
+REPO = Path(__file__).resolve().parents[2]
+ANNEAL_STEPS = 150  # enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
 TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S, **env_vars: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", **env_vars)
     with open(log, "w") as out:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
     if proc.returncode != 0:
@@ -49,14 +53,14 @@ def _read_metrics(path: Path) -> dict[int, dict]:
     return steps
 
 
-def _train(root: Path, assets: Path, name: str, steps: int, *extra: str):
+def _train(root: Path, assets: Path, model: Path, name: str, steps: int, *extra: str):
     workdir = root / name
     workdir.mkdir()
     metrics = root / f"{name}.metrics.jsonl"
     log = root / f"{name}.log"
     cmd = [
         PYTHON, "-m", "verl.trainer.main_ppo", "+recipe=r4b_bpo_cpu",
-        f"actor_rollout_ref.model.path={assets / 'model'}",
+        f"actor_rollout_ref.model.path={model}",
         f"data.train_files={assets / 'train.parquet'}",
         f"data.val_files={assets / 'val.parquet'}",
         f"trainer.total_training_steps={steps}",
@@ -74,11 +78,28 @@ def _train(root: Path, assets: Path, name: str, steps: int, *extra: str):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e_cpu")
-    assets = root / "assets"
-    _run([PYTHON, "-m", "r4b_verl.demo", "--out", str(assets)], cwd=root, log=root / "assets.log", timeout=600)
-    first = _train(root, assets, "first", 2)
-    resumed = _train(root, assets, "resumed", 3, "trainer.val_before_train=false")
-    return {"root": root, "first": first, "resumed": resumed}
+    demo = root / "demo"
+    # the demo's stage 2 is the first BPO run: 2 steps, checkpoint at 2 (save_freq = STEPS)
+    _run(["bash", str(REPO / "recipes" / "run_demo_cpu.sh"), f"trainer.rollout_data_dir={root / 'first' / 'rollouts'}"],
+         cwd=root, log=root / "first.log", timeout=2 * RUN_TIMEOUT_S, PYTHON=PYTHON, OUT=str(demo), STEPS="2",
+         ANNEAL_STEPS=str(ANNEAL_STEPS))  # fmt: skip
+    assets, checkpoints = demo / "assets", demo / "checkpoints"
+    (root / "checkpoints").symlink_to(checkpoints)  # where _train and the tests look
+    model = demo / "anneal" / f"global_step_{ANNEAL_STEPS}" / "huggingface"
+    first = (_read_metrics(demo / "metrics.jsonl"), (root / "first.log").read_text(errors="replace"), root / "first")
+    resumed = _train(root, assets, model, "resumed", 3, "trainer.val_before_train=false")
+    return {"root": root, "demo": demo, "assets": assets, "model": model, "first": first, "resumed": resumed}
+
+
+def test_stage_one_anneals_on_verl_and_stage_two_starts_from_it(runs):
+    demo, model = runs["demo"], runs["model"]
+    losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items()) if "train/loss" in m]
+    assert len(losses) == ANNEAL_STEPS and all(x == x for x in losses)
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first - 1.0, f"stage-1 train/loss did not fall: {losses[:5]} ... {losses[-5:]}"
+    assert (model / "config.json").is_file() and (model / "tokenizer_config.json").is_file()
+    log = runs["first"][1]
+    assert f"annealed model: {model}" in log and f"'path': '{model}'" in log  # stage 2's actor config names it
 
 
 def _train_steps(metrics: dict[int, dict]) -> list[int]:
@@ -158,10 +179,10 @@ def test_checkpoint_saved_and_resumed(runs):
 
 def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matches):
     # the README's evaluation of a trained checkpoint: verl's val_only validation with bpo.val_mode=all
-    root, assets = runs["root"], runs["root"] / "assets"
+    root, assets = runs["root"], runs["assets"]
     out = root / "eval"
     repo = Path(__file__).resolve().parents[2]
-    cmd = ["make", "eval", f"JOB_PYTHON={PYTHON}", "RECIPE=r4b_bpo_cpu", f"MODEL={assets / 'model'}",
+    cmd = ["make", "eval", f"JOB_PYTHON={PYTHON}", "RECIPE=r4b_bpo_cpu", f"MODEL={runs['model']}",
            f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / 'global_step_2'}", f"EVAL_OUT={out}"]
     proc = _run(cmd, cwd=repo, log=root / "eval.log")
     printed = (root / "eval.log").read_text(errors="replace")
@@ -170,15 +191,15 @@ def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matche
 
     dump = out / "generations" / "2.jsonl"  # verl names the dump by the resumed global step
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
-    n_prompts = 16  # val.parquet of the demo assets, val_kwargs.n = 1
+    n_prompts, n_samples = 16, 4  # val.parquet of the demo assets; val_kwargs.n of r4b_bpo_cpu (sampled validation)
     suffix = {"think": THINK_SUFFIX, "no_think": NO_THINK_SUFFIX, "auto": "<think>"}
     for mode in ("think", "no_think", "auto"):
         rows = [line for line in lines if line["bpo_mode"] == mode]
-        assert len(rows) == n_prompts, (mode, len(rows))
+        assert len(rows) == n_prompts * n_samples, (mode, len(rows))
         assert all(line["input"].endswith(suffix[mode]) for line in rows)  # forced modes really forced
         assert len({line["uid"].rsplit("_", 2)[0] for line in rows}) == n_prompts  # every prompt in every mode
     report_matches(out / "report.csv", lines)
     for name in ("report.md", "tokens_per_mode.png", "think_rate.png"):
         assert str(out / name) in printed
     metrics = _read_metrics(out / "metrics.jsonl")
-    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts and "bpo/val/think_rate" in metrics[2]
+    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts * n_samples and "bpo/val/think_rate" in metrics[2]
