@@ -219,7 +219,7 @@ class CheckedPrefixes:
         key = (options, id(tokenizer), id(processor), repr(sorted((chat_template_kwargs or {}).items())))
         if key not in self._entries:
             tokens = check_prefixes(
-                options.preset(), tokenizer, processor, chat_template_kwargs, train_mode_token=options.train_mode_token
+                options.preset(), tokenizer, processor, chat_template_kwargs, train_mode_token=options.decision_in_response
             )
             self._entries[key] = (tokenizer, processor, tokens)
         return self._entries[key][2]
