@@ -50,7 +50,7 @@ class BPORolloutOptions:
     auto_prefix: str | None = None
     template_opens: str | None = None
     val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think | all (each prompt in every mode)
-    train_mode_token: bool = False  # legacy spelling of decision_token.position=response
+    train_mode_token: bool = False  # legacy spelling: true = decision_token.position=response (wins over position)
     # Where the token that decides the mode sits in a forced rollout and how the loss weights it:
     # {position: prompt | response, weight: null | float}. See r4b_verl/methods/README.md.
     decision_token: DecisionToken = DecisionToken()
@@ -92,11 +92,6 @@ class BPORolloutOptions:
         position, weight = self.decision_token.position, self.decision_token.weight
         if position not in DECISION_POSITIONS:
             raise BPOConfigError(f"bpo.decision_token.position must be one of {list(DECISION_POSITIONS)}, got {position!r}")
-        if self.train_mode_token and position != "response":
-            raise BPOConfigError(
-                "bpo.train_mode_token=true (the legacy spelling) contradicts bpo.decision_token.position="
-                f"{position}: set only bpo.decision_token.position=response"
-            )
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0):
             raise BPOConfigError(f"bpo.decision_token.weight must be null or a number >= 0, got {weight!r}")
         if not isinstance(self.prefix_preset, str):
@@ -105,8 +100,12 @@ class BPORolloutOptions:
 
     @property
     def decision_in_response(self) -> bool:
-        """A forced rollout moves its decision token into the response (mask 1): ``decision_token.position=response``."""
-        return self.train_mode_token or self.decision_token.position == "response"
+        """A forced rollout moves its decision token into the response (mask 1): ``decision_token.position=response``.
+
+        With ``train_mode=auto`` nothing is forced: the model generates the decision token, which is a response
+        token whatever ``position`` says, so no prefix moves.
+        """
+        return self.train_mode == "forced" and (self.train_mode_token or self.decision_token.position == "response")
 
     @property
     def decision_weight(self) -> float | None:
