@@ -76,11 +76,12 @@ def compute_policy_loss_decision(
             f"bpo.decision_token.weight={weight} splits the loss per token, which policy_loss.base_loss_mode="
             f"{base_name} (a sequence-level ratio) cannot; use base_loss_mode=vanilla or weight=null"
         )
-    rest = response_mask * (1 - first)
+    # verl passes a bool mask; keep the input's dtype for the base loss
+    rest = ((response_mask > 0) & ~(first > 0)).to(response_mask.dtype)
     # token-sum gives sum(l * mask) * dp_size; the normalisers below are the global counts
     info = dict(config.get("global_batch_info", {}) or {})
-    n_seq = info.get("global_batch_size") or first.sum()
-    n_tok = info.get("batch_num_tokens") or response_mask.sum()
+    n_seq = info.get("global_batch_size") or (first > 0).sum()
+    n_tok = info.get("batch_num_tokens") or (response_mask > 0).sum()
     rest_sum, metrics = base(old_log_prob, log_prob, advantages, rest, "token-sum", config, rollout_is_weights)
     first_sum, _ = base(old_log_prob, log_prob, advantages, first, "token-sum", config, rollout_is_weights)
     n_rest = torch.clamp(torch.as_tensor(n_tok, dtype=log_prob.dtype) - torch.as_tensor(n_seq, dtype=log_prob.dtype), min=1)

@@ -43,6 +43,15 @@ def first_positions(mask):
     return [int(row.nonzero()[0, 0]) for row in mask]
 
 
+def test_bool_masks_as_verl_passes_them():
+    old, new, adv, mask = make(seed=6)
+    fn = get_policy_loss_fn(LOSS_NAME)
+    for cfg in (actor_config(decision_weight=0.01), actor_config(base_loss_mode="gspo", decision_old_log_prob=-0.69)):
+        as_float, _ = fn(old, new, adv, mask, "token-mean", cfg)
+        as_bool, _ = fn(old, new, adv, mask.bool(), "token-mean", cfg)
+        assert as_bool.item() == pytest.approx(as_float.item(), rel=1e-6)
+
+
 def test_first_token_mask():
     mask = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0.0]])
     assert first_token_mask(mask).tolist() == [[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]]
