@@ -9,7 +9,8 @@ mode is the one the response took (``extra_info[bpo_chosen_mode]``, written by t
 method         score                                                                         source
 =============  ===========================================================================  ===========
 ``adaptthink`` ``acc - Rref(x) + delta [no_think]``, ``Rref = extra_info[bpo_ref_acc]``       2505.13417
-               (``python -m r4b_verl.methods.presample``), delta 0.05
+               (``python -m r4b_verl.methods.presample``), delta 0.05; auto-mode
+               (validation) rows without ``Rref`` score ``acc``
 ``autothink``  think +1 / 0, no-think +2 / -1 (correct / wrong); a negative reward of a       2505.10832
                response with heavy repetition becomes -2
 ``thinkless``  correct no-think (``<short>``) +1.0, correct think +0.5, wrong -1.0            2505.13379
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from r4b_verl import reward as base_reward
-from r4b_verl.think import CHOSEN_MODE_KEY, NO_THINK, REF_ACC_KEY, THINK
+from r4b_verl.think import AUTO, CHOSEN_MODE_KEY, MODE_KEY, NO_THINK, REF_ACC_KEY, THINK
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "adaptthink": {"delta": 0.05},
@@ -71,6 +72,8 @@ def method_score(name: str, options: dict, acc: float, mode: str, response: str,
     """The method's reward for one response (module doc's table)."""
     correct = acc >= 0.5
     if name == "adaptthink":
+        if REF_ACC_KEY not in extra_info and extra_info.get(MODE_KEY) == AUTO:
+            return float(acc)  # a validation row (auto mode; AdaptThink's training rows are all forced): no Rref
         if REF_ACC_KEY not in extra_info:
             raise ValueError(f"AdaptThink's reward needs extra_info.{REF_ACC_KEY} (Rref(x)) in every training row: "
                              f"presample the reference model first: {PRESAMPLE}")

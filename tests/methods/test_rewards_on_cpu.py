@@ -55,8 +55,12 @@ def test_adaptthink_reward(chosen, body, ref, expected):
 
 
 def test_adaptthink_without_rref_names_the_presampling():
+    forced = {"bpo_mode": "no_think", "bpo_chosen_mode": "no_think"}  # a training row: AdaptThink forces every one
     with pytest.raises(ValueError, match="r4b_verl.methods.presample"):
-        score({"name": "adaptthink"}, DIRECT + RIGHT, "no_think")
+        compute_score("toy_math_easy", RIGHT, "4", forced, method="adaptthink", routes=ROUTES)
+    # validation rows (auto mode) carry no Rref: scored by their accuracy
+    assert score({"name": "adaptthink"}, DIRECT + RIGHT, "no_think")["score"] == 1.0
+    assert score({"name": "adaptthink"}, DIRECT + WRONG, "no_think")["score"] == 0.0
 
 
 def test_async_twin_and_refusals():
