@@ -157,3 +157,16 @@ def test_view_rows_without_a_mode_are_refused():
     view = BatchView(np.array(modes, dtype=object), np.array(acc), step=1, total_steps=2)
     with pytest.raises(ValueError, match="bpo_bimode"):
         get_adv_estimator_fn("ada_grpo")(token_level_rewards=rewards, response_mask=mask, index=uids, config=None, view=view)
+
+
+def test_view_from_extra_fields_takes_the_mode_each_response_took():
+    from r4b_verl.methods.batch_view import view_from_extra_fields
+
+    extra = [
+        {"bpo_mode": "think", "bpo_chosen_mode": "no_think", "reward_extra_info": {"acc": 1.0}},  # forced: the forced mode
+        {"bpo_mode": "auto", "bpo_chosen_mode": "no_think", "reward_extra_info": {"acc": 0.0}},  # chosen
+        {"bpo_mode": "auto", "bpo_chosen_mode": "think"},  # no reward info: not correct
+    ]
+    view = view_from_extra_fields(extra, step=3, total_steps=7)
+    assert view.modes.tolist() == ["think", "no_think", "think"]
+    assert view.acc.tolist() == [1.0, 0.0, 0.0] and (view.step, view.total_steps) == (3, 7)
