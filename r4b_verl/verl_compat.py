@@ -152,7 +152,8 @@ def _advantage_batch_view() -> None:
         # verl's own _compute_advantage reads the rows in batch.keys order: the view follows it
         data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
                                             select_fields=["extra_fields"])
-        view = view_from_extra_fields(data["extra_fields"].tolist(), self.global_steps, self.total_training_steps)
+        extra = data.pop("extra_fields").tolist()  # as r4b_verl.metrics reads it (indexing gives a LinkedList)
+        view = view_from_extra_fields(extra, self.global_steps, self.total_training_steps)
         with batch_view(view):
             return original(self, batch, metrics, *args, **kwargs)
 
