@@ -19,6 +19,7 @@ from r4b_verl.methods.compare import METHODS, read_metrics
 from r4b_verl.think import REF_ACC_KEY
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(3600)  # eight trainer start-ups: above the suite's per-test default
 FREE_CHOICE = ("grpo", "autothink", "thinkless", "adagrpo")
 
 
