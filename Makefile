@@ -291,3 +291,20 @@ test-vllm: $(VLLM_INSTALLED) ## verl's real vLLM server on CPU: builds .venv-vll
 
 bench-prefix-cache: $(VLLM_INSTALLED) ## vLLM's prefix-cache hits on the 2g sessions of each prompt (its counters), cache on vs off
 	tests/vllm/loopback_only.sh $(VLLM_PY) benchmarks/bench_prefix_cache.py
+
+# make compare (r4b_verl/methods/README.md): every auto-thinking method from one checkpoint, side by side.
+.PHONY: compare
+
+#> compare: the starting checkpoint (HF directory) of every method; empty = the demo's tiny annealed model
+INIT_MODEL ?=
+#> compare: training steps per method
+COMPARE_STEPS ?= 3
+#> compare: output directory (compare.md, compare.png, one run per method)
+COMPARE_OUT ?= /tmp/r4b-verl-compare
+#> compare: comma-separated subset of grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo; empty = all
+METHODS ?=
+
+compare: $(INSTALLED) ## train every method + GRPO for COMPARE_STEPS on the CPU toy task from INIT_MODEL; table + plot
+	$(PY) -m r4b_verl.methods.compare --out $(call q,$(COMPARE_OUT)) --steps $(COMPARE_STEPS) \
+		$(call opt,--init-model,$(INIT_MODEL)) $(call opt,--train,$(TRAIN)) $(call opt,--val,$(VAL)) \
+		$(call opt,--methods,$(METHODS)) -- $(ARGS)

@@ -4,6 +4,8 @@ Training step (per mode m in think, no_think; rows forced into m):
   ``bpo/<m>/reward/mean``, ``bpo/<m>/acc/mean``, ``bpo/<m>/response_length/mean``, ``bpo/<m>/count``,
   ``bpo/reward_gap/mean``   mean over prompts of (mean think reward - mean no_think reward),
   ``bpo/reward_gap/abs_mean``, ``bpo/think_wins/frac`` (prompts where thinking scored higher).
+  Rows the model chose the mode of (``bpo.train_mode=auto``: AutoThink, Thinkless, Ada-GRPO, GRPO) count
+  under the mode they took, and ``bpo/train/think_rate`` is their share of thinking responses.
 Validation, rows given auto mode (``bpo.val_mode`` auto or all; c = the mode the response took):
   ``bpo/val/think_rate`` and ``bpo/val/<data_source>/think_rate`` (thinking-trigger rate),
   ``bpo/val/<c>/acc/mean``, ``bpo/val/<c>/reward/mean``, ``bpo/val/<c>/response_length/mean``,
@@ -163,16 +165,29 @@ def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
     extra = data.pop("extra_fields").tolist()  # as verl's own _compute_metrics reads non-tensor fields
     if not any(isinstance(e, dict) and MODE_KEY in e for e in extra):
         return {}
+    modes = [row_mode(e) for e in extra]
+    auto = [isinstance(e, dict) and e.get(MODE_KEY) == AUTO for e in extra]
     infos = [e.get("reward_extra_info") if isinstance(e, dict) else None for e in extra]
     acc = [info.get("acc") if isinstance(info, dict) else None for info in infos]
-    return compute_bpo_metrics(
+    metrics = compute_bpo_metrics(
         uids=data.pop("uid").tolist(),
-        modes=[e.get(MODE_KEY) if isinstance(e, dict) else None for e in extra],
+        modes=modes,
         rewards=_row_sums(data["rm_scores"]),
         lengths=_row_lengths(data["rm_scores"]),  # one score per response token (verl's agent-loop postprocess)
         acc=acc,
         image_tokens=[e.get(IMAGE_TOKENS_KEY) if isinstance(e, dict) else None for e in extra],
     )
+    if any(auto):
+        metrics["bpo/train/think_rate"] = float(np.mean([m == THINK for m, a in zip(modes, auto) if a]))
+    return metrics
+
+
+def row_mode(extra_fields: Any) -> str | None:
+    """The mode a training row counts under: the forced one, or (auto rows) the one the model took."""
+    if not isinstance(extra_fields, dict):
+        return None
+    mode = extra_fields.get(MODE_KEY)
+    return extra_fields.get(CHOSEN_MODE_KEY) if mode == AUTO else mode
 
 
 def val_metrics_from_reward_extra_infos(data_sources, reward_extra_infos_dict: dict) -> dict[str, float]:

@@ -33,6 +33,8 @@ REGISTERING_MODULES = (
     "r4b_verl.backends.cpu.registration",  # platform cpu + rollout hf_cpu (active only with VERL_PLATFORM=cpu)
     "r4b_verl.advantage",  # algorithm.adv_estimator=bpo
     "r4b_verl.rollout.agent_loop",  # rollout.agent.default_agent_loop=bpo_bimode
+    "r4b_verl.methods.estimators",  # adv_estimator=adaptthink | autothink | ada_grpo
+    "r4b_verl.methods.losses",  # actor.policy_loss.loss_mode=r4b_decision
 )
 
 

@@ -48,6 +48,12 @@ THINK_INFO_KEY = "bpo_think"  # 1.0 if the response thinks
 LENGTH_INFO_KEY = "bpo_response_length"  # response tokens
 SOURCE_INFO_KEY = "bpo_data_source"  # the row's data_source (verl's dump has none)
 INDEX_INFO_KEY = "bpo_index"  # the row's extra_info.index, as a string (verl's dump has only a per-run uid)
+# Dataset extra_info written by the AdaptThink presampling (r4b_verl/methods/presample.py): the reference
+# model's mean accuracy over K thinking-mode samples of the prompt, Rref(x).
+REF_ACC_KEY = "bpo_ref_acc"
+# AutoThink's prompt ending (bpo.auto_prefix of +recipe=r4b_autothink): an ellipsis inside the open block.
+# The prompt's part of the block is not the model's thinking: only an immediate </think> means no_think.
+ELLIPSIS_AUTO_PREFIX = "<think>\n...\n"
 
 _LEADING_EMPTY_THINK = re.compile(r"\A\s*<think>\s*</think>\s*")
 _LEADING_OPEN = re.compile(r"\s*<think>")
@@ -71,7 +77,8 @@ def chosen_mode(response_text: str, opened: str = "") -> str:
 
     ``opened`` is the part of the block already in the prompt (the chat template's opening plus the
     mode prefix, e.g. ``"<think>"`` in auto mode), since the response alone starts inside it. A block
-    that never closes counts as thinking (the model was still reasoning at the length limit).
+    that never closes counts as thinking (the model was still reasoning at the length limit). What the
+    prompt already holds inside the block (AutoThink's ``...``) is not the model's thinking.
     """
     text = opened + response_text
     start = text.find(THINK_OPEN)
@@ -81,19 +88,20 @@ def chosen_mode(response_text: str, opened: str = "") -> str:
     end = text.find(THINK_CLOSE, start)
     if end < 0:
         return THINK
-    return NO_THINK if not text[start:end].strip() else THINK
+    return NO_THINK if not text[max(start, len(opened)) : end].strip() else THINK
 
 
-def _early_verdict(text: str) -> str | None:
-    """``chosen_mode(full, "")`` if every ``full`` starting with ``text`` gets the same verdict, else None."""
+def _early_verdict(text: str, opened_len: int = 0) -> str | None:
+    """``chosen_mode`` of every text starting with ``text`` (its first ``opened_len`` chars from the prompt), or None."""
     start = text.find(THINK_OPEN)
     if start < 0:
         return None  # a later <think> may still open the block
     start += len(THINK_OPEN)
     end = text.find(THINK_CLOSE, start)
+    own = max(start, opened_len)
     if end >= 0:
-        return NO_THINK if not text[start:end].strip() else THINK
-    content = text[start:].lstrip()
+        return NO_THINK if not text[own:end].strip() else THINK
+    content = text[own:].lstrip()
     if not content or THINK_CLOSE.startswith(content):
         return None  # only whitespace so far, or what may become </think>
     return THINK
@@ -109,7 +117,7 @@ def read_chosen_mode(decode, response_ids: list[int], opened: str, first: int = 
     """
     size = first
     while size < len(response_ids):
-        verdict = _early_verdict(opened + decode(response_ids[:size]).rstrip("\ufffd"))
+        verdict = _early_verdict(opened + decode(response_ids[:size]).rstrip("\ufffd"), len(opened))
         if verdict is not None:
             return verdict
         size *= 4

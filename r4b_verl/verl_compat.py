@@ -10,6 +10,8 @@ patch                      what it touches                              applied 
 =========================  ===========================================  ===============================
 ``trainer-metrics``        ``PPOTrainer._compute_metrics`` and          ``BPOAgentLoopManager`` (the
                            ``._val_metrics_update`` (wrapped)           recipe names it): BPO runs only
+``advantage-batch-view``   ``PPOTrainer._compute_advantage`` (wrapped)  ``BPOAgentLoopManager``, only
+                           for the autothink / ada_grpo estimators      when one of them is selected
 ``rollout-adapter-table``  ``verl.workers.rollout.base._ROLLOUT_REGISTRY``  the CPU backend's registration
                            (one key added: ``hf_cpu``)                  (a name, inert until selected)
 ``gloo-backend-string``    ``torch.distributed.init_process_group``     CPU mode (``VERL_PLATFORM=cpu``)
@@ -128,6 +130,43 @@ TRAINER_METRICS = Patch(
     "verl also branches on ('sync' or not), so a subclass cannot be slotted in; the bpo/ step metrics need the "
     "step's rows, which only _compute_metrics sees before TransferQueue clears them",
     _trainer_metrics,
+)
+
+
+def _advantage_batch_view() -> None:
+    from verl.trainer.ppo.v1 import trainer_base
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
+
+    from r4b_verl.methods.batch_view import batch_view, view_from_extra_fields
+    from r4b_verl.methods.estimators import BATCH_VIEW_ESTIMATORS
+
+    if getattr(PPOTrainer._compute_advantage, "_r4b_patched", False):
+        return
+    check_signature(PPOTrainer._compute_advantage, ("self", "batch", "metrics"))
+    original = PPOTrainer._compute_advantage
+
+    @functools.wraps(original)
+    def _compute_advantage(self, batch, metrics, *args, **kwargs):
+        if self.config.algorithm.adv_estimator not in BATCH_VIEW_ESTIMATORS:
+            return original(self, batch, metrics, *args, **kwargs)
+        # verl's own _compute_advantage reads the rows in batch.keys order: the view follows it
+        data = trainer_base.tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id,
+                                            select_fields=["extra_fields"])
+        extra = data.pop("extra_fields").tolist()  # as r4b_verl.metrics reads it (indexing gives a LinkedList)
+        view = view_from_extra_fields(extra, self.global_steps, self.total_training_steps)
+        with batch_view(view):
+            return original(self, batch, metrics, *args, **kwargs)
+
+    _compute_advantage._r4b_patched = True
+    _replace(PPOTrainer, "_compute_advantage", _compute_advantage)
+
+
+ADVANTAGE_BATCH_VIEW = Patch(
+    "advantage-batch-view",
+    "verl 0.9.1 calls a registered estimator with rewards, mask, uid and config only; AutoThink's batch balance "
+    "and Ada-GRPO's mode counts need each row's mode (TransferQueue extra_fields) and Ada-GRPO's decay the global "
+    "step, which only the trainer's _compute_advantage has at hand",
+    _advantage_batch_view,
 )
 
 

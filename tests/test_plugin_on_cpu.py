@@ -135,7 +135,7 @@ _SCAN = textwrap.dedent("""
 
     before = scan()
     from r4b_verl import verl_compat
-    verl_compat.apply((verl_compat.TRAINER_METRICS,))  # what BPOAgentLoopManager does in a BPO run
+    verl_compat.apply((verl_compat.TRAINER_METRICS, verl_compat.ADVANTAGE_BATCH_VIEW))  # what BPOAgentLoopManager does
     print(json.dumps({"plugin_import": before, "bpo_run": scan()}))
 """)
 
@@ -150,4 +150,5 @@ def test_importing_the_plugin_changes_no_verl_class(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["plugin_import"] == []
     # the control: the scan does see a replaced method, and only the run that names the manager has one
-    assert result["bpo_run"] == ["PPOTrainer._compute_metrics", "PPOTrainer._val_metrics_update"]
+    assert result["bpo_run"] == ["PPOTrainer._compute_advantage", "PPOTrainer._compute_metrics",
+                                 "PPOTrainer._val_metrics_update"]

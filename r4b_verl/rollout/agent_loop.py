@@ -219,13 +219,13 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
         return self.options.mode_for_session(session_id, n)
 
     def _moved_prefix_ids(self, mode: str) -> list[int]:
-        """With ``bpo.train_mode_token``, the forced prefix from its decision token on; else nothing."""
-        if not self.options.train_mode_token or mode == AUTO:
+        """With ``bpo.decision_token.position=response``, the forced prefix from its decision token on; else nothing."""
+        if not self.options.decision_in_response or mode == AUTO:
             return []
         return self.prefixes.decision_tail(mode)
 
     def _move_into_response(self, output: AgentLoopOutput, moved: list[int]) -> None:
-        """``bpo.train_mode_token``: the forced decision token (and the rest of the prefix) become response tokens.
+        """``bpo.decision_token.position=response``: the forced decision token (and the rest of the prefix) become response tokens.
 
         Only the decision token is trained (mask 1); its rollout log-prob is the log of the probability
         with which the mode was forced (AdaptThink: log 0.5). See the rollout README, "mode token".

@@ -14,14 +14,30 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from r4b_verl.rollout.prefixes import PrefixPreset, resolve_preset
-from r4b_verl.think import ALL_MODES, MODES
+from r4b_verl.think import ALL_MODES, AUTO, MODES, NO_THINK, THINK
 
 TRUNCATIONS = ("error", "left", "right", "middle")
 DATA_CHECK_MODES = ("error", "warn", "off")  # bpo.data_check (r4b_verl/data/startup.py)
+TRAIN_MODES = ("forced", "auto")  # bpo.train_mode
+DECISION_POSITIONS = ("prompt", "response")  # bpo.decision_token.position
 
 
 class BPOConfigError(ValueError):
     """A ``bpo.*`` (or related verl) option is invalid for the bi-mode rollout."""
+
+
+@dataclass(frozen=True)
+class DecisionToken:
+    """``bpo.decision_token``: where the token that decides the mode sits in a forced rollout, and its loss weight.
+
+    ``position=prompt`` (R-4B's BPO as published): the forced prefix is part of the prompt, the decision token
+    gets no gradient. ``position=response`` (AdaptThink): it becomes the first response token (mask 1, rollout
+    log-prob = log of the mode's share). ``weight``: null = an ordinary response token of the policy loss; a
+    number alpha = Thinkless's decoupled term ``alpha * mean_i l_{i,0}`` (needs the ``r4b_decision`` loss).
+    """
+
+    position: str = "prompt"
+    weight: float | None = None
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,11 @@ class BPORolloutOptions:
     auto_prefix: str | None = None
     template_opens: str | None = None
     val_mode: str = "auto"  # mode of validation rollouts: auto | think | no_think | all (each prompt in every mode)
-    train_mode_token: bool = False  # put the forced decision token in the response (AdaptThink-style)
+    train_mode_token: bool = False  # legacy spelling: true = decision_token.position=response (wins over position)
+    # Where the token that decides the mode sits in a forced rollout and how the loss weights it:
+    # {position: prompt | response, weight: null | float}. See r4b_verl/methods/README.md.
+    decision_token: DecisionToken = DecisionToken()
+    train_mode: str = "forced"  # forced: g think + g no_think per prompt (BPO, AdaptThink); auto: the model chooses
     data_check: str = "error"  # trainer start-up check of data.train_files / val_files: error | warn | off
 
     @classmethod
@@ -52,7 +72,12 @@ class BPORolloutOptions:
         unknown = sorted(set(block) - known)
         if unknown:
             raise BPOConfigError(f"unknown key(s) {', '.join('bpo.' + k for k in unknown)}; known: {sorted(known)}")
-        options = cls(**{k: v for k, v in block.items() if v is not None})  # null -> default
+        values = {k: v for k, v in block.items() if v is not None}  # null -> default
+        token = values.get("decision_token", {})
+        if not isinstance(token, dict) or set(token) - {"position", "weight"}:
+            raise BPOConfigError(f"bpo.decision_token must be {{position: prompt|response, weight: null|number}}, got {token!r}")
+        values["decision_token"] = DecisionToken(**{k: v for k, v in token.items() if v is not None})
+        options = cls(**values)
         options.check()
         return options
 
@@ -66,9 +91,30 @@ class BPORolloutOptions:
             raise BPOConfigError(f"bpo.train_mode_token must be true or false, got {self.train_mode_token!r}")
         if self.data_check not in DATA_CHECK_MODES:
             raise BPOConfigError(f"bpo.data_check must be one of {list(DATA_CHECK_MODES)}, got {self.data_check!r}")
+        if self.train_mode not in TRAIN_MODES:
+            raise BPOConfigError(f"bpo.train_mode must be one of {list(TRAIN_MODES)}, got {self.train_mode!r}")
+        position, weight = self.decision_token.position, self.decision_token.weight
+        if position not in DECISION_POSITIONS:
+            raise BPOConfigError(f"bpo.decision_token.position must be one of {list(DECISION_POSITIONS)}, got {position!r}")
+        if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0):
+            raise BPOConfigError(f"bpo.decision_token.weight must be null or a number >= 0, got {weight!r}")
         if not isinstance(self.prefix_preset, str):
             raise BPOConfigError(f"bpo.prefix_preset must be a string, got {self.prefix_preset!r}")
         self.preset()  # raises PrefixConfigError (a ValueError) naming bpo.prefix_preset / bpo.*_prefix
+
+    @property
+    def decision_in_response(self) -> bool:
+        """A forced rollout moves its decision token into the response (mask 1): ``decision_token.position=response``.
+
+        With ``train_mode=auto`` nothing is forced: the model generates the decision token, which is a response
+        token whatever ``position`` says, so no prefix moves.
+        """
+        return self.train_mode == "forced" and (self.train_mode_token or self.decision_token.position == "response")
+
+    @property
+    def decision_weight(self) -> float | None:
+        """``decision_token.weight``: null = an ordinary response token; a number = DeGRPO's separate term."""
+        return self.decision_token.weight
 
     def preset(self) -> PrefixPreset:
         return resolve_preset(
@@ -86,6 +132,8 @@ class BPORolloutOptions:
                 f"actor_rollout_ref.rollout.n={n!r}: BPO needs at least 2 responses per prompt (one per mode); "
                 "use n = 2g"
             )
+        if self.train_mode == "auto":
+            return 0  # no forced split: every session chooses its mode
         g_think = self.num_think(n)
         if not 1 <= g_think <= n - 1:
             raise BPOConfigError(
@@ -110,8 +158,10 @@ class BPORolloutOptions:
         return MODES[session_id // val_n]
 
     def mode_for_session(self, session_id: int, n: int) -> str:
-        """Sessions 0..g_think-1 think, the others do not."""
-        return "think" if session_id < self.num_think(n) else "no_think"
+        """Sessions 0..g_think-1 think, the others do not; with ``train_mode=auto`` every session chooses."""
+        if self.train_mode == "auto":
+            return AUTO
+        return THINK if session_id < self.num_think(n) else NO_THINK
 
     def mode_token_log_prob(self, mode: str) -> float:
         """Log-probability with which the forced decision token was 'sampled': the mode's share of the group.

@@ -42,6 +42,39 @@ from r4b_verl.think import ALL_MODES, CHOSEN_MODE_KEY, FORCED_MODES
 logger = logging.getLogger("r4b_verl")
 
 
+def check_decision_loss(options: BPORolloutOptions, policy_loss: Any) -> None:
+    """``bpo.decision_token.weight`` and a forced old log-prob act only through the ``r4b_decision`` loss."""
+    from r4b_verl.methods.losses import LOSS_NAME
+
+    is_ours = policy_loss.get("loss_mode", "vanilla") == LOSS_NAME
+    if options.decision_weight is not None and not is_ours:
+        raise BPOConfigError(
+            f"bpo.decision_token.weight={options.decision_weight} needs actor_rollout_ref.actor.policy_loss.loss_mode="
+            f"{LOSS_NAME} (with policy_loss._target_=r4b_verl.methods.losses.DecisionTokenLossConfig and "
+            "decision_weight=${bpo.decision_token.weight}, as +recipe=r4b_thinkless sets)"
+        )
+    if is_ours and policy_loss.get("decision_weight", None) != options.decision_weight:
+        raise BPOConfigError(
+            f"actor_rollout_ref.actor.policy_loss.decision_weight={policy_loss.get('decision_weight', None)} differs from "
+            f"bpo.decision_token.weight={options.decision_weight}: set only bpo.decision_token.weight (the recipes "
+            "interpolate it)"
+        )
+    forced = policy_loss.get("decision_old_log_prob", None) if is_ours else None
+    if forced is not None:
+        if options.train_mode != "forced" or not options.decision_in_response:
+            raise BPOConfigError(
+                "actor_rollout_ref.actor.policy_loss.decision_old_log_prob corrects a FORCED decision token in the "
+                "response: it needs bpo.train_mode=forced and bpo.decision_token.position=response"
+            )
+        shares = {options.mode_token_log_prob(m) for m in FORCED_MODES}
+        if not any(abs(float(forced) - s) < 1e-6 for s in shares) or len(shares) > 1:
+            raise BPOConfigError(
+                f"policy_loss.decision_old_log_prob={forced} is not the log of the forcing share of both modes "
+                f"(bpo.think_fraction={options.think_fraction}): AdaptThink's correction needs think_fraction=0.5 "
+                "and decision_old_log_prob=log(0.5)"
+            )
+
+
 def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOptions:
     """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones."""
     refuse_plain_recipe_key(config)
@@ -69,20 +102,23 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOpti
             max_prompt, tokens.max_len, rollout.prompt_length,
             "refused" if truncation == "error" else "truncated", truncation, max_prompt + tokens.max_len,
         )
-    if options.train_mode_token:
+    policy_loss = config.actor_rollout_ref.actor.get("policy_loss", None) or {}
+    check_decision_loss(options, policy_loss)
+    if options.decision_in_response:
         moved = max(len(tokens.decision_tail(m)) for m in FORCED_MODES)
         if rollout.response_length <= moved:
             raise BPOConfigError(
                 f"actor_rollout_ref.rollout.response_length={rollout.response_length} leaves no room to generate "
-                f"after the {moved} forced prefix tokens bpo.train_mode_token=true moves into the response"
+                f"after the {moved} forced prefix tokens bpo.decision_token.position=response moves into the response"
             )
         if not rollout.get("calculate_log_probs", False):
             raise BPOConfigError(
-                "bpo.train_mode_token=true needs actor_rollout_ref.rollout.calculate_log_probs=true: the forced "
+                "bpo.decision_token.position=response needs actor_rollout_ref.rollout.calculate_log_probs=true: the forced "
                 "token's correction is carried by its rollout log-prob"
             )
         corr = config.algorithm.get("rollout_correction", None) or {}
-        if not (corr.get("bypass_mode", False) or corr.get("rollout_is", None)):
+        corrected = policy_loss.get("decision_old_log_prob", None) is not None
+        if not (corrected or corr.get("bypass_mode", False) or corr.get("rollout_is", None)):
             logger.warning(
                 "bpo.train_mode_token=true without algorithm.rollout_correction.bypass_mode=true or "
                 "algorithm.rollout_correction.rollout_is=token: the forced decision token is trained with the "
@@ -129,4 +165,4 @@ class BPOAgentLoopManager(AgentLoopManagerTQ):
         super().__init__(*args, **kwargs)  # AgentLoopManagerTQ sets its worker class first; ours replaces it
         self.agent_loop_workers_class = ray.remote(BPOAgentLoopWorker)
         refuse_plain_recipe_key(self.config)
-        verl_compat.apply((verl_compat.TRAINER_METRICS,))
+        verl_compat.apply((verl_compat.TRAINER_METRICS, verl_compat.ADVANTAGE_BATCH_VIEW))

@@ -32,7 +32,7 @@ from r4b_verl.rollout.prefixes import PrefixConfigError
           "actor_rollout_ref.rollout.response_length=2"],
          r"actor_rollout_ref\.rollout\.response_length=2 leaves no room"),
         # tiny BPE: "<think>\n" is a strict prefix of "<think>\n\n</think>", so think has no decision token
-        (["+bpo.train_mode_token=true"], r"bpo\.train_mode_token=true needs a decision token in BOTH"),
+        (["+bpo.train_mode_token=true"], r"bpo\.decision_token\.position=response needs a decision token in BOTH"),
     ],
 )
 def test_config_refused_at_worker_start(compose, make_worker, overrides, match):

@@ -58,3 +58,26 @@ def test_recipe_block_defaults_when_absent():
     defaults = (opts.think_fraction, opts.prefix_preset, opts.val_mode, opts.train_mode_token)
     assert defaults == (0.5, "r4b", "auto", False)
     assert [opts.mode_for_session(i, 4) for i in range(4)] == ["think", "think", "no_think", "no_think"]
+
+
+@pytest.mark.parametrize("auto_prefix", ["<think>", "<think>\n...\n"])
+def test_free_choice_training_rollout(compose, make_worker, fake_tq, helpers, auto_prefix):
+    # bpo.train_mode=auto (AutoThink, Thinkless, Ada-GRPO, GRPO): every training session gets the auto prefix,
+    # nothing moves into the response, and the chosen mode is read past the prompt's part of the block
+    from bpo_rollout_testlib import FakeServer
+
+    replies = iter(["\nLet me add.\n</think>\n\nThe answer is \\boxed{42}.", "\n</think>\n\nThe answer is \\boxed{42}."] * 2)
+    worker = make_worker(compose("actor_rollout_ref.rollout.n=4", "+bpo.train_mode=auto",
+                                 f"+bpo.auto_prefix='{auto_prefix}'"),
+                         lambda tok: FakeServer(tok, reply=lambda _ids: next(replies)))
+    tok = worker.tokenizer
+    rows = helpers.run_prompt(worker, fake_tq)
+    assert [row["extra_fields"]["bpo_mode"] for row in rows] == ["auto"] * 4
+    assert {row["uid"] for row in rows} == {"u0"}
+    chosen = []
+    for row, call in helpers.pair(rows, worker.test_server.calls):
+        assert tok.decode(call.prompt_ids).endswith(auto_prefix)
+        assert row["prompts"].tolist() == call.prompt_ids  # nothing moved into the response
+        thinks = tok.decode(call.token_ids).startswith("\nLet")
+        chosen.append((row["extra_fields"]["bpo_chosen_mode"], thinks))
+    assert sorted(chosen) == [("no_think", False)] * 2 + [("think", True)] * 2
