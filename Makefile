@@ -295,7 +295,7 @@ bench-prefix-cache: $(VLLM_INSTALLED) ## vLLM's prefix-cache hits on the 2g sess
 # make compare (r4b_verl/methods/README.md): every auto-thinking method from one checkpoint, side by side.
 .PHONY: compare
 
-#> compare: the starting checkpoint (HF directory) of every method; empty = the demo's tiny annealed model
+#> compare: the starting checkpoint (HF directory) of every method; empty = the demo's stage-1 checkpoint (built first)
 INIT_MODEL ?=
 #> compare: training steps per method
 COMPARE_STEPS ?= 3
@@ -304,7 +304,16 @@ COMPARE_OUT ?= /tmp/r4b-verl-compare
 #> compare: comma-separated subset of grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo; empty = all
 METHODS ?=
 
-compare: $(INSTALLED) ## train every method + GRPO for COMPARE_STEPS on the CPU toy task from INIT_MODEL; table + plot
+# Without INIT_MODEL, the demo's stage 1 (recipes/run_demo_cpu.sh with STEPS=0: tiny assets, annealing SFT
+# on verl's trainer) gives the one checkpoint every method starts from, and the toy train/val files.
+compare: $(INSTALLED) ## train every method + GRPO for COMPARE_STEPS on the CPU toy task from INIT_MODEL (default: the demo's stage 1); table + plot
+	@set -e; init=$(call q,$(INIT_MODEL)); train=$(call q,$(TRAIN)); val=$(call q,$(VAL)); \
+	if [ -z "$$init" ]; then \
+		s1=$(call q,$(COMPARE_OUT))/stage1; mkdir -p "$$s1"; \
+		echo "== stage 1 of the demo (recipes/run_demo_cpu.sh STEPS=0) in $$s1"; \
+		STEPS=0 OUT="$$s1" PYTHON=$(PY) bash recipes/run_demo_cpu.sh > "$$s1.log" 2>&1 || { tail -30 "$$s1.log"; echo "stage 1 failed: $$s1.log"; exit 1; }; \
+		init="$$s1/anneal/global_step_$$(cat "$$s1/anneal/latest_checkpointed_iteration.txt")/huggingface"; \
+		train="$${train:-$$s1/assets/train.parquet}"; val="$${val:-$$s1/assets/val.parquet}"; \
+	fi; \
 	$(PY) -m r4b_verl.methods.compare --out $(call q,$(COMPARE_OUT)) --steps $(COMPARE_STEPS) \
-		$(call opt,--init-model,$(INIT_MODEL)) $(call opt,--train,$(TRAIN)) $(call opt,--val,$(VAL)) \
-		$(call opt,--methods,$(METHODS)) -- $(ARGS)
+		--init-model "$$init" --train "$$train" --val "$$val" $(call opt,--methods,$(METHODS)) -- $(ARGS)

@@ -10,7 +10,7 @@
 #
 #   recipes/run_demo_cpu.sh [extra Hydra overrides of stage 2...]
 # Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (BPO steps,
-#   default 3), ANNEAL_STEPS (stage-1 SFT steps of ANNEAL_BATCH samples, default 300), ANNEAL_BATCH (32),
+#   default 3; 0 = stop after stage 1), ANNEAL_STEPS (stage-1 SFT steps of ANNEAL_BATCH samples, default 300), ANNEAL_BATCH (32),
 #   ANNEAL_LR (3e-3), ANNEAL_ROWS (toy questions annealed in their label's mode, default 1024),
 #   ANNEAL_BOTH_ROWS (other toy questions annealed in both modes, default 256),
 #   LABEL_ROWS (label this many toy questions with r4b_verl.anneal.label first: one more verl start; default 0).
@@ -78,6 +78,10 @@ mkdir -p "$OUT/anneal_run"
 MODEL="$OUT/anneal/global_step_$(cat "$OUT/anneal/latest_checkpointed_iteration.txt")/huggingface"
 echo "annealed model: $MODEL   (log: $OUT/anneal.log)"
 T_SFT=$(stamp)
+if [[ "$STEPS" == 0 ]]; then  # stage 1 only (make compare starts every method from this checkpoint)
+    echo "STEPS=0: stage 1 only; stage 1 took $((T_SFT - T_BUILD)) s"
+    exit 0
+fi
 cd "$OUT/run"  # verl writes relative paths (outputs/, checkpoints/) under the working directory
 
 echo

@@ -1,6 +1,6 @@
 """``make compare``: every method trained the same number of steps on one task from one checkpoint, side by side.
 
-    python -m r4b_verl.methods.compare --out compare [--init-model DIR] [--train P --val P] [--steps 3]
+    python -m r4b_verl.methods.compare --out compare --init-model DIR --train P --val P [--steps 3]
         [--methods grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo] [--k 4] [-- HYDRA...]
 
 Each method is its CPU recipe (``+recipe=r4b_<method>_cpu``) through ``verl.trainer.main_ppo``, with verl's
@@ -8,8 +8,9 @@ file logger; validation in auto mode before training and after every step. ``bpo
 published (decision token in the prompt), ``bpo_decision`` the same with ``bpo.decision_token.position=
 response``; ``grpo`` the plain GRPO baseline (the model chooses). AdaptThink's ``Rref(x)`` is presampled
 first from the starting checkpoint (``r4b_verl.methods.presample``, ``--k`` thinking samples per prompt).
-Without ``--init-model`` the demo's assets are built (``python -m r4b_verl.demo``: tiny model after a short
-bi-mode anneal, toy easy / hard math) and used by every method.
+``make compare`` without ``INIT_MODEL`` first runs the demo's stage 1 (``recipes/run_demo_cpu.sh`` with
+``STEPS=0``: tiny assets, bi-mode annealing on verl's SFT trainer, toy easy / hard math) and starts every
+method from that checkpoint.
 
 Writes ``OUT/<method>/{metrics.jsonl,train.log}``, ``OUT/compare.md`` (the table, also printed) and
 ``OUT/compare.png`` (think rate per data source, accuracy and response length over steps, per method).
@@ -164,15 +165,9 @@ def compare(out: Path, methods: list[str], steps: int, init_model: str | None, t
             k: int, overrides: list[str]) -> dict[str, dict[str, dict[int, float]]]:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    if init_model is None:
-        assets = out / "assets"
-        if not (assets / "model").is_dir():
-            print(f"== building the demo's assets in {assets}", flush=True)
-            run([sys.executable, "-m", "r4b_verl.demo", "--out", str(assets)], out, out / "assets.log")
-        init_model = str(assets / "model")
-        train, val = train or str(assets / "train.parquet"), val or str(assets / "val.parquet")
-    if not (train and val):
-        raise ValueError("--init-model needs --train and --val (the demo's assets are only built without it)")
+    if not (init_model and train and val):  # the toy's files and checkpoint come from make compare's stage 1
+        raise ValueError("--init-model, --train and --val are required (make compare without INIT_MODEL builds "
+                         "the demo's stage-1 checkpoint and toy files first: recipes/run_demo_cpu.sh with STEPS=0)")
     results = {}
     for method in methods:
         work = out / method
@@ -198,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
     p = argparse.ArgumentParser(prog="python -m r4b_verl.methods.compare", description=__doc__.splitlines()[0])
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--init-model", help="starting checkpoint (HF directory); default: build the demo's")
+    p.add_argument("--init-model", help="starting checkpoint (HF directory) of every method")
     p.add_argument("--train", help="training parquet (default: the demo's)")
     p.add_argument("--val", help="validation parquet (default: the demo's)")
     p.add_argument("--steps", type=int, default=3, help="training steps per method (default 3)")

@@ -1,5 +1,5 @@
 """``make compare`` on a reduced setting: every method's CPU recipe trains ONE step through verl's real trainer
-from the demo's checkpoint (AdaptThink after its presampling run), and compare prints its table and picture.
+from the demo's stage-1 checkpoint (AdaptThink after its presampling run), and compare prints its table and picture.
 
 This is also the one-step training test of each recipe (+recipe=r4b_<method>_cpu). Slow by design: eight
 trainer start-ups (presampling + seven methods); about 10 minutes on 2 idle cores.
@@ -58,7 +58,7 @@ def test_adaptthink_presampled_rref(compared):
     out, _ = compared
     rows = pd.read_parquet(out / "train_rref.parquet")
     ref = [e[REF_ACC_KEY] for e in rows["extra_info"]]
-    assert len(ref) == len(pd.read_parquet(out / "assets" / "train.parquet"))
+    assert len(ref) == len(pd.read_parquet(out / "stage1" / "assets" / "train.parquet"))
     assert all(0.0 <= r <= 1.0 for r in ref)
     k = 4  # compare's default --k: every Rref is a multiple of 1/k
     assert all(abs(r * k - round(r * k)) < 1e-9 for r in ref)
