@@ -1,13 +1,17 @@
 """Label queries reasoning-intensive or direct, as R-4B's stage 1 does, by sampling through verl's own validation.
 
     python -m r4b_verl.anneal.label --annotator MODEL --data RL.parquet --out LABELLED.parquet
-        [--n 8] [--mode no_think] [--temperature 1.0] [--recipe r4b_bpo] [--chunk-rows 2000] [-- HYDRA...]
+        [--n 8] [--mode no_think] [--temperature 1.0] [--recipe r4b_bpo] [--chunk-rows 2000]
+        [--label-column COL] [--judge-prompt TEXT | --no-judge] [-- HYDRA...]
 
 Objective queries (a row with ``reward_model.ground_truth``): the annotator answers each ``--n`` times
 (default 8) in ``--mode`` (default ``no_think``: a query is direct when it can be answered without
 reasoning), the project's rewards score the answers, and the query is **reasoning** if none is correct,
-else **direct**. Subjective queries (no ground truth) take the user's ``--label-column`` when given, else
-are left ``unlabelled`` and counted (a judge prompt through the annotator is not built yet).
+else **direct**. Subjective queries (no ground truth) take the user's ``--label-column`` where it holds a
+label; the others are put to the annotator with a **judge prompt** (``--judge-prompt``, ``{query}`` marks
+the query's text; images stay with the row) that asks for ``\boxed{1}`` (needs reasoning) or ``\boxed{0}``,
+scored against the gold ``1`` by the same rewards in the same verl run: the query is **reasoning** when
+most of the ``--n`` votes say so (``--no-judge`` leaves them ``unlabelled``).
 
 The sampling is verl's, the evaluation's command (``r4b_verl.evaluate.run.eval_command``) in one mode:
 ``python -m verl.trainer.main_ppo +recipe=... trainer.val_only=true bpo.val_mode=<mode>
@@ -15,7 +19,9 @@ actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and ``trainer.vali
 worker writes each row's ``extra_info.index`` into the dump (``bpo_index``); the labeller gives every
 row of a chunk its position there, so nothing depends on verl's per-run uids.
 
-Output: the input rows plus ``label``, ``n_correct``, ``n_sampled``; a summary per data source. Resumable:
+Output: the input rows plus ``label``, ``n_correct`` (correct samples; for a judged row its votes for
+reasoning), ``n_sampled`` and ``label_source`` (``samples``, ``judge``, ``user`` or empty); a summary per
+data source. Resumable:
 labels are appended chunk by chunk to ``OUT.labels.jsonl`` and a restart skips the rows already there.
 """
 
@@ -30,6 +36,11 @@ from pathlib import Path
 import pandas as pd
 
 REASONING, DIRECT, UNLABELLED = "reasoning", "direct", "unlabelled"
+# Judged rows are scored against this gold by the default (math) route: "1" = the query needs reasoning.
+JUDGE_SOURCE, JUDGE_YES = "r4b_label_judge", "1"
+JUDGE_PROMPT = ("Does a good answer to the query below need step-by-step reasoning first? Do not answer the "
+                "query. Reply \\boxed{1} if it needs reasoning, \\boxed{0} if it can be answered directly."
+                "\n\nQuery: {query}")
 
 
 def has_ground_truth(row) -> bool:
@@ -40,6 +51,21 @@ def has_ground_truth(row) -> bool:
 def label_from_samples(n_correct: int) -> str:
     """R-4B's rule: no correct sample among the annotator's means the query needs reasoning."""
     return REASONING if n_correct == 0 else DIRECT
+
+
+def label_from_votes(n_yes: int, n_sampled: int) -> str:
+    """A judged query needs reasoning when most of the annotator's votes say so."""
+    return REASONING if 2 * n_yes > n_sampled else DIRECT
+
+
+def judge_row(row: dict, template: str, where: str) -> dict:
+    """The judge's single-turn RL row for a subjective query ``row`` (its last user message is the query)."""
+    users = [m for m in row.get("prompt", []) if isinstance(m, dict) and m.get("role") == "user"]
+    if not users or not isinstance(users[-1].get("content"), str):
+        raise ValueError(f"{where}: no user message with text content to put to the judge")
+    prompt = [{"role": "user", "content": template.replace("{query}", users[-1]["content"])}]
+    return {**row, "data_source": JUDGE_SOURCE, "prompt": prompt,
+            "reward_model": {"style": "rule", "ground_truth": JUDGE_YES}}
 
 
 def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
@@ -102,10 +128,28 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
                 done[int(record["position"])] = record
         print(f"resuming: {len(done)} of {len(rows)} rows already labelled in {sidecar}")
 
-    objective = [i for i in range(len(rows)) if has_ground_truth(rows.iloc[i].to_dict()) and i not in done]
-    for start in range(0, len(objective), args.chunk_rows):
-        positions = objective[start : start + args.chunk_rows]
-        chunk = rows.iloc[positions].copy()
+    def user_label(i: int):
+        given = rows.iloc[i].get(args.label_column) if args.label_column and args.label_column in rows else None
+        return given if given in (REASONING, DIRECT) else None
+
+    template = getattr(args, "judge_prompt", JUDGE_PROMPT)
+    if template is not None and "{query}" not in template:
+        raise ValueError(f"--judge-prompt must contain {{query}} (where the query's text goes), got {template!r}")
+    judged = set()  # subjective rows without the user's label go to the judge (unless --no-judge)
+    todo = []
+    for i in range(len(rows)):
+        if i in done:
+            continue
+        if has_ground_truth(rows.iloc[i].to_dict()):
+            todo.append(i)
+        elif template is not None and user_label(i) is None:
+            todo.append(i)
+            judged.add(i)
+    for start in range(0, len(todo), args.chunk_rows):
+        positions = todo[start : start + args.chunk_rows]
+        records = [judge_row(rows.iloc[p].to_dict(), template, f"{args.data}: row {p}") if p in judged
+                   else rows.iloc[p].to_dict() for p in positions]
+        chunk = pd.DataFrame(records, columns=rows.columns)
         chunk["extra_info"] = [{**(e if isinstance(e, dict) else {}), "index": p}
                                for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions)]
         counts = run_chunk(chunk, out.parent / f"{out.name}.work" / f"chunk_{start}", args, overrides)
@@ -114,25 +158,29 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
                 n_correct, n_sampled = counts.get(p, (0, 0))
                 if n_sampled == 0:
                     raise RuntimeError(f"row {p} of {args.data} got no sample back from the annotator run")
-                record = {"position": p, "label": label_from_samples(n_correct), "n_correct": n_correct,
-                          "n_sampled": n_sampled}
+                rule = label_from_votes(n_correct, n_sampled) if p in judged else label_from_samples(n_correct)
+                record = {"position": p, "label": rule, "n_correct": n_correct, "n_sampled": n_sampled,
+                          "source": "judge" if p in judged else "samples"}
                 f.write(json.dumps(record) + "\n")
                 done[p] = record
         print(f"labelled {len(done)} of {len(rows)} rows", flush=True)
 
-    labels, correct, sampled = [], [], []
+    labels, correct, sampled, sources = [], [], [], []
     for i in range(len(rows)):
         record = done.get(i)
         if record is None:
-            given = rows.iloc[i].get(args.label_column) if args.label_column and args.label_column in rows else None
-            labels.append(given if given in (REASONING, DIRECT) else UNLABELLED)
+            given = user_label(i)
+            labels.append(given or UNLABELLED)
             correct.append(None)
             sampled.append(0)
+            sources.append("user" if given else "")
         else:
             labels.append(record["label"])
             correct.append(record["n_correct"])
             sampled.append(record["n_sampled"])
-    labelled = rows.assign(label=labels, n_correct=pd.array(correct, dtype="Int64"), n_sampled=sampled)
+            sources.append(record.get("source", "samples"))
+    labelled = rows.assign(label=labels, n_correct=pd.array(correct, dtype="Int64"), n_sampled=sampled,
+                           label_source=sources)
     out.parent.mkdir(parents=True, exist_ok=True)
     labelled.to_parquet(out)
     return labelled
@@ -153,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="r4b_bpo", help="+recipe= (r4b_bpo on GPUs, r4b_bpo_cpu on CPU)")
     p.add_argument("--chunk-rows", type=int, default=2000, help="rows per annotator run: the unit a restart resumes from")
     p.add_argument("--label-column", help="a column with the user's own labels (reasoning|direct) for subjective rows")
+    judge = p.add_mutually_exclusive_group()
+    judge.add_argument("--judge-prompt", default=JUDGE_PROMPT,
+                       help="the annotator's question for subjective rows without a user label; {query} is the "
+                            "query's text; the reply \\boxed{1} means reasoning (default: a yes/no question)")
+    judge.add_argument("--no-judge", dest="judge_prompt", action="store_const", const=None,
+                       help="leave subjective rows without a user label unlabelled")
     args = p.parse_args(argv)
     if args.n < 1 or args.chunk_rows < 1:
         p.error("--n and --chunk-rows must be at least 1")
