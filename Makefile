@@ -133,6 +133,8 @@ ANNEAL_RECIPE ?= r4b_anneal
 ANNEAL_OUT ?= checkpoints/r4b_anneal
 #> anneal: validation parquet in the SFT format (val/loss), data.val_files; empty = none
 ANNEAL_VAL ?=
+#> anneal-slurm: port of the c10d rendezvous on the first node
+RDZV_PORT ?= 29500
 #> eval: output directory (report, plots, generations, metrics)
 EVAL_OUT ?= eval
 #> eval: a verl checkpoint (.../global_step_N) to evaluate; empty = MODEL's own weights
@@ -140,7 +142,7 @@ CHECKPOINT ?=
 #> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
 EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal
+.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal anneal-slurm
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -225,6 +227,15 @@ anneal: ## MODEL= DATA=: stage 1, bi-mode annealing SFT on verl's SFT trainer, t
 	PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
 		OUT=$(call q,$(ANNEAL_OUT)) VAL=$(call q,$(ANNEAL_VAL)) \
 		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
+
+anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (MODEL= DATA=; ANNEAL_OUT on shared storage)
+	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))$(call exists,MODEL)$(call exists,DATA)
+	JOB_PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
+		OUT=$(call q,$(abspath $(ANNEAL_OUT))) VAL=$(call q,$(ANNEAL_VAL)) RDZV_PORT=$(call q,$(RDZV_PORT)) \
+		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
+		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
+		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
+		recipes/anneal.sbatch $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)

@@ -6,7 +6,9 @@
 # and prints the HF model directory the RL stage (+recipe=r4b_bpo) takes as actor_rollout_ref.model.path.
 # Environment: PYTHON (default python), RECIPE (default r4b_anneal; r4b_anneal_cpu runs on CPU),
 #   NPROC (processes = GPUs of this node; default 8, 1 with a CPU recipe), VAL (validation parquet, optional),
-#   OUT (trainer.default_local_dir; default checkpoints/$RECIPE under the current directory).
+#   OUT (trainer.default_local_dir; default checkpoints/$RECIPE under the current directory),
+#   NNODES (default 1) and RDZV_ENDPOINT (host:port of the c10d rendezvous; with it, this node joins a
+#   multi-node run instead of --standalone: recipes/anneal.sbatch sets both on every node), RDZV_ID.
 set -euo pipefail
 
 if (( $# < 2 )); then
@@ -26,14 +28,23 @@ if [[ $RECIPE == *_cpu ]]; then
     NPROC=${NPROC:-1}
 fi
 NPROC=${NPROC:-8}
+NNODES=${NNODES:-1}
+RDZV_ENDPOINT=${RDZV_ENDPOINT:-}
 
 # torch.distributed.run is torchrun, run by $PYTHON so the job uses that interpreter's packages;
-# --standalone: rendezvous on localhost, a free port
-"$PYTHON" -m torch.distributed.run --standalone --nnodes=1 --nproc-per-node="$NPROC" \
+# --standalone: rendezvous on localhost, a free port; else every node meets at RDZV_ENDPOINT (c10d)
+if [[ -n $RDZV_ENDPOINT ]]; then
+    rendezvous=(--nnodes="$NNODES" --rdzv-backend=c10d --rdzv-endpoint="$RDZV_ENDPOINT" --rdzv-id="${RDZV_ID:-r4b-anneal}")
+else
+    (( NNODES == 1 )) || { echo "NNODES=$NNODES needs RDZV_ENDPOINT=host:port (recipes/anneal.sbatch sets it)" >&2; exit 2; }
+    rendezvous=(--standalone --nnodes=1)
+fi
+"$PYTHON" -m torch.distributed.run "${rendezvous[@]}" --nproc-per-node="$NPROC" \
     -m verl.trainer.sft_trainer +recipe="$RECIPE" \
     model.path="$MODEL" data.train_files="$DATA" ${VAL:+data.val_files="$VAL"} \
-    trainer.default_local_dir="$OUT" trainer.n_gpus_per_node="$NPROC" \
+    trainer.default_local_dir="$OUT" trainer.n_gpus_per_node="$NPROC" trainer.nnodes="$NNODES" \
     "$@"
+[[ ${SLURM_PROCID:-0} == 0 ]] || exit 0  # the checkpoint is reported once, by the first node
 
 tracker="$OUT/latest_checkpointed_iteration.txt"
 if [[ -s $tracker ]]; then

@@ -213,6 +213,34 @@ def test_slurm_refuses_a_bad_variable_before_calling_sbatch(tmp_path, bad, messa
     assert out.returncode == 0 and called.exists(), out.stderr
 
 
+@pytest.mark.parametrize("bad, message", [
+    ("NNODES=0", "NNODES=0: number of nodes: a whole number >= 1"),
+    ("NGPUS=eight", "NGPUS=eight: GPUs per node: a whole number or empty"),
+    ("ANNEAL_RECIPE=r4b_aneal", "ANNEAL_RECIPE=r4b_aneal: no r4b_verl/config/recipe/r4b_aneal.yaml"),
+    ("MODEL=/nonexistent/model", "MODEL=/nonexistent/model: no such file or directory: /nonexistent/model"),
+    ("DATA={tmp}/stf.parquet", "DATA={tmp}/stf.parquet: no such file or directory: {tmp}/stf.parquet"),
+    ("DATA=", "DATA=... is required: bi-mode SFT parquet file(s)"),
+])
+def test_anneal_slurm_refuses_a_bad_variable_before_calling_sbatch(tmp_path, bad, message):
+    (tmp_path / "sft.parquet").touch()
+    bad, message = bad.format(tmp=tmp_path), message.format(tmp=tmp_path)
+    called = tmp_path / "sbatch-called"
+    sbatch = tmp_path / "sbatch"
+    sbatch.write_text(f"#!/usr/bin/env bash\necho \"$@\" > {called}\n")
+    sbatch.chmod(0o755)
+    good = [f"MODEL={tmp_path}", f"DATA={tmp_path / 'sft.parquet'}", f"SBATCH={sbatch}"]
+    for args in (("-n", "anneal-slurm"), ("anneal-slurm",)):
+        out = make(*args, *good, bad)
+        assert out.returncode != 0 and message in out.stderr, out.stderr
+        assert not called.exists()
+    out = make("anneal-slurm", *good, "NNODES=2")  # the same call without the bad value reaches sbatch
+    assert out.returncode == 0, out.stderr
+    argv = called.read_text().split()
+    script = argv.index("recipes/anneal.sbatch")  # then MODEL DATA and the trainer's overrides
+    assert argv[:2] == ["--nodes=2", "--gpus-per-node=8"]
+    assert argv[script + 1 : script + 3] == [str(tmp_path), str(tmp_path / "sft.parquet")]
+
+
 def test_slurm_leaves_uris_model_ids_and_recipe_defaults_to_the_nodes(tmp_path):
     (cmd,) = dry_run("slurm", "MODEL=Qwen/Qwen3-4B", "TRAIN=hdfs://data/train.parquet", f"VAL={tmp_path}",
                      "NGPUS=", "CPUS=", "RECIPE=r4b_bpo_cpu")

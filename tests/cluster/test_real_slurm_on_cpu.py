@@ -297,3 +297,53 @@ def test_a_job_that_fails_inside_slurm_names_the_command_and_the_log(slurm, asse
     assert f"actor_rollout_ref.model.path={bad_model}" in report[1], report
     assert report[2].startswith(f"slurm.sbatch: log: {log} "), report
     assert "Ray cluster stopped" in text
+
+
+def test_make_anneal_slurm_runs_stage_1_on_a_real_slurm(slurm):
+    """Stage 1 on Slurm: `make anneal-slurm` -> recipes/anneal.sbatch -> srun -> run_anneal.sh -> torchrun
+    (c10d rendezvous on the first node, 127.0.0.1 here) -> verl's SFT trainer, to an HF checkpoint."""
+    work = slurm.root / "anneal"
+    subprocess.run([sys.executable, "-m", "r4b_verl.demo", "--out", str(work), "--n-anneal", "16"],
+                   check=True, cwd=slurm.root, capture_output=True, timeout=300)
+    sft = work / "sft.parquet"
+    subprocess.run([sys.executable, "-m", "r4b_verl.anneal.build", "--in", str(work / "anneal.parquet"),
+                    "--out", str(sft), "--label-key", "level_label", "--tokenizer", str(work / "model"),
+                    "--max-length", "128"], check=True, cwd=slurm.root, capture_output=True, timeout=300)
+    out = slurm.run("make", "--no-print-directory", "anneal-slurm", "ANNEAL_RECIPE=r4b_anneal_cpu",
+                    f"MODEL={work / 'model'}", f"DATA={sft}", "NNODES=1", "NGPUS=", "LOGGER=[console]",
+                    f"ANNEAL_OUT={work / 'checkpoints'}", "RDZV_PORT=46390", "EXPERIMENT=anneal",
+                    f"JOB_PYTHON={sys.executable}", f"SBATCH_ARGS=--output={slurm.root}/slurm-%x-%j.out",
+                    "ARGS=trainer.total_training_steps=3 trainer.total_epochs=10 data.train_batch_size=4 "
+                    "data.micro_batch_size_per_gpu=4", timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (job_id,) = re.findall(r"^Submitted batch job (\d+)$", out.stdout, re.M)
+    info = slurm.wait_job(job_id, JOB_TIMEOUT_S)
+    text = Path(info["StdOut"]).read_text(errors="replace")
+    assert info["JobState"] == "COMPLETED" and info["ExitCode"] == "0:0", text[-6000:]
+    assert "rendezvous on r4bnode at 127.0.0.1:46390" in text, text[-3000:]
+    assert re.search(r"step:3 - .*train/loss:", text), text[-3000:]  # three SFT steps through verl's trainer
+    hf = work / "checkpoints" / "global_step_3" / "huggingface"
+    assert f"annealed model (HF format, with tokenizer): {hf}" in text, text[-3000:]
+    assert (hf / "config.json").is_file() and list(hf.glob("*.safetensors")), sorted(hf.iterdir())
+
+
+def test_a_failing_anneal_job_names_the_command_and_the_log(slurm):
+    empty = slurm.root / "no-model"
+    empty.mkdir(exist_ok=True)
+    data = slurm.root / "no-data.parquet"
+    data.write_bytes(b"not a parquet file")
+    out = slurm.run("make", "--no-print-directory", "anneal-slurm", "ANNEAL_RECIPE=r4b_anneal_cpu",
+                    f"MODEL={empty}", f"DATA={data}", "NNODES=1", "NGPUS=", "RDZV_PORT=46391",
+                    f"ANNEAL_OUT={slurm.root / 'anneal-broken'}", "EXPERIMENT=anneal-broken",
+                    f"JOB_PYTHON={sys.executable}", f"SBATCH_ARGS=--output={slurm.root}/slurm-%x-%j.out",
+                    timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (job_id,) = re.findall(r"^Submitted batch job (\d+)$", out.stdout, re.M)
+    info = slurm.wait_job(job_id, JOB_TIMEOUT_S)
+    log = Path(info["StdOut"])
+    text = log.read_text(errors="replace")
+    assert info["JobState"] == "FAILED", (info, text[-3000:])
+    report = [line for line in text.splitlines() if line.startswith("anneal.sbatch: ")][-3:]
+    assert len(report) == 3 and report[0].startswith(f"anneal.sbatch: job {job_id} FAILED with exit code "), text[-3000:]
+    assert report[1].startswith("anneal.sbatch: failing command: srun ") and "run_anneal.sh" in report[1], report
+    assert report[2].startswith(f"anneal.sbatch: log: {log} "), report
