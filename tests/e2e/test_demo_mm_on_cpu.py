@@ -86,7 +86,8 @@ def test_evaluation_takes_the_image_rows(tmp_path):
     try:
         evaluation = subprocess.run(
             [sys.executable, "-m", "r4b_verl.evaluate", "run", "--model", str(assets / "model"),
-             "--data", str(assets / "val.parquet"), "--recipe", "r4b_bpo_mm_cpu", "--out", str(tmp_path / "eval")],
+             "--data", str(assets / "val.parquet"), "--recipe", "r4b_bpo_mm_cpu", "--out", str(tmp_path / "eval"),
+             "--n", "2"],  # samples per prompt and mode (the recipe's val_kwargs.n is the demo's 4)
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
@@ -97,4 +98,4 @@ def test_evaluation_takes_the_image_rows(tmp_path):
     per_source = report[report["data_source"] != "all"]
     assert sorted(set(per_source["data_source"])) == ["shapes_count_easy", "shapes_count_hard"]
     assert sorted(per_source["mode"]) == sorted(["think", "no_think", "auto"] * 2)
-    assert (per_source["n"] == 2).all(), per_source  # 4 validation rows, half easy, half hard
+    assert (per_source["n"] == 2 * 2).all(), per_source  # 4 validation rows, half easy, half hard; 2 samples each
