@@ -21,7 +21,7 @@ def test_make_demo_trains_and_prints_the_summary(tmp_path):
     out = subprocess.run(["make", "demo", f"VENV={venv}"], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert "== summary" in out.stdout
+    assert "== stage 2 (BPO) summary" in out.stdout
     assert "bpo/" in out.stdout  # verl's console line carries the bpo/ metrics
     assert (tmp_path / "demo" / "metrics.jsonl").stat().st_size > 0
     # it ends with the training curves next to the metrics, their path printed, and how to evaluate
@@ -59,7 +59,7 @@ def test_make_demo_on_a_fresh_clone_installs_first(checkout, tmp_path):
     out = subprocess.run(["make", "demo"], cwd=checkout, env=env, capture_output=True, text=True, timeout=2400)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     assert (checkout / ".venv" / "bin" / "python").exists() and (checkout / ".venv" / ".r4b-verl-installed").exists()
-    assert "== summary" in out.stdout and (tmp_path / "demo" / "metrics.jsonl").stat().st_size > 0
+    assert "== stage 2 (BPO) summary" in out.stdout and (tmp_path / "demo" / "metrics.jsonl").stat().st_size > 0
 
     # the second command finds the install up to date: no pip, straight to pytest
     dry = subprocess.run(["make", "-n", "test"], cwd=checkout, env=env, capture_output=True, text=True, timeout=60)
