@@ -109,13 +109,9 @@ def build_tokenizer(out_dir: str | os.PathLike | None = None, vocab_size: int = 
     return hf
 
 
-def build_model(out_dir: str | os.PathLike | None, tokenizer, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
-    """A random Qwen2 causal LM sized to ``tokenizer`` (about 0.1M parameters at the defaults)."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    torch.manual_seed(seed)
-    config = Qwen2Config(
+def lm_config(tokenizer, hidden_size: int = 64, num_layers: int = 2) -> dict:
+    """The tiny language model's Qwen2 settings, shared by the text model and the VL model's LM."""
+    return dict(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
         intermediate_size=hidden_size * 2,
@@ -127,8 +123,16 @@ def build_model(out_dir: str | os.PathLike | None, tokenizer, hidden_size: int =
         bos_token_id=None,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        torch_dtype="float32",
     )
+
+
+def build_model(out_dir: str | os.PathLike | None, tokenizer, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
+    """A random Qwen2 causal LM sized to ``tokenizer`` (about 0.1M parameters at the defaults)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = Qwen2Config(**lm_config(tokenizer, hidden_size, num_layers), torch_dtype="float32")
     model = Qwen2ForCausalLM(config)
     if out_dir is not None:
         model.save_pretrained(str(out_dir))

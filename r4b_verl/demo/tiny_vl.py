@@ -23,7 +23,7 @@ import os
 import shutil
 from pathlib import Path
 
-from r4b_verl.demo.tiny import build_tokenizer
+from r4b_verl.demo.tiny import build_tokenizer, lm_config
 
 VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD = "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"
 VISION_TOKENS = [VISION_START, VISION_END, IMAGE_PAD, VIDEO_PAD]
@@ -77,18 +77,8 @@ def build_vl_model(tokenizer, hidden_size: int = 64, num_layers: int = 2, seed: 
             ("image_token_id", IMAGE_PAD), ("video_token_id", VIDEO_PAD))}
     config = Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=len(tokenizer),
-            hidden_size=hidden_size,
-            intermediate_size=hidden_size * 2,
-            num_hidden_layers=num_layers,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=2048,
+            **lm_config(tokenizer, hidden_size, num_layers),
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            bos_token_id=None,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            tie_word_embeddings=True,
         ),
         vision_config=dict(
             depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
