@@ -6,6 +6,7 @@ import asyncio
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from r4b_verl.demo.tiny import build_tokenizer
@@ -78,6 +79,16 @@ class FakeTQ:
         from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
         return list_of_dict_to_tensordict([{f: self.rows[k][f] for f in select_fields} for k in keys])
+
+
+@pytest.fixture
+def fake_tq(monkeypatch):
+    """verl's TransferQueue client in agent_loop_tq replaced by a FakeTQ (the conftests import this fixture)."""
+    from verl.trainer.ppo.v1 import agent_loop_tq
+
+    tq = FakeTQ()
+    monkeypatch.setattr(agent_loop_tq, "tq", tq)
+    return tq
 
 
 class FakeRewardWorker:

@@ -14,7 +14,8 @@ import verl  # noqa: F401  - loads the r4b_verl plugin: registers bpo_bimode
 from r4b_verl.demo.tiny import build_model, build_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper module importable
-from bpo_rollout_testlib import PROMPT, FakeRewardWorker, FakeServer, FakeTQ, HFServer, pair, run_prompt  # noqa: E402
+from bpo_rollout_testlib import PROMPT, FakeRewardWorker, FakeServer, HFServer, pair, run_prompt  # noqa: E402
+from bpo_rollout_testlib import fake_tq  # noqa: E402,F401  - a fixture, used by the tests here
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +48,6 @@ def compose(model_dir):
             )
 
     return _compose
-
-
-@pytest.fixture
-def fake_tq(monkeypatch):
-    from verl.trainer.ppo.v1 import agent_loop_tq
-
-    tq = FakeTQ()
-    monkeypatch.setattr(agent_loop_tq, "tq", tq)
-    return tq
 
 
 @pytest.fixture

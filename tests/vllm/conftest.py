@@ -17,6 +17,7 @@ import pytest
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, HERE)  # --import-mode=importlib: the helper modules below
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "rollout"))  # FakeTQ, pair (the rollout tests' helpers)
+from bpo_rollout_testlib import fake_tq  # noqa: E402,F401  - a fixture (imports no vLLM)
 
 @pytest.fixture(scope="session")
 def vllm_model_dir(tmp_path_factory):
@@ -51,16 +52,6 @@ def vllm_stack(vllm_config, tmp_path_factory):
         manager = start_servers(vllm_config)
         rewards = RewardLoopManager(vllm_config)
         yield SimpleNamespace(manager=manager, rewards=rewards, config=vllm_config)
-
-
-@pytest.fixture
-def fake_tq(monkeypatch):
-    from bpo_rollout_testlib import FakeTQ
-    from verl.trainer.ppo.v1 import agent_loop_tq
-
-    tq = FakeTQ()
-    monkeypatch.setattr(agent_loop_tq, "tq", tq)
-    return tq
 
 
 @pytest.fixture
