@@ -129,7 +129,7 @@ SBATCH_ARGS ?=
 DATA ?=
 #> anneal: SFT recipe from r4b_verl/config/recipe/ (r4b_anneal; r4b_anneal_cpu runs on CPU, with NGPUS=)
 ANNEAL_RECIPE ?= r4b_anneal
-#> anneal: trainer.default_local_dir of the SFT run
+#> anneal: trainer.default_local_dir of the SFT run (anneal-submit, anneal-slurm: a path every node sees)
 ANNEAL_OUT ?= checkpoints/r4b_anneal
 #> anneal: validation parquet in the SFT format (val/loss), data.val_files; empty = none
 ANNEAL_VAL ?=
@@ -142,7 +142,7 @@ CHECKPOINT ?=
 #> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
 EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal anneal-slurm
+.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal anneal-slurm anneal-submit
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -236,6 +236,16 @@ anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
 		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
 		recipes/anneal.sbatch $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
+
+# verl's Ray SFT trainer (verl/trainer/sft_trainer_ray.py): the driver calls a bare ray.init(), so it joins
+# the cluster the job runs on, and places NNODES x NGPUS TrainingWorker actors (one GPU each) there.
+anneal-submit: ## ray job submit stage 1 (verl.trainer.sft_trainer_ray) to RAY_ADDRESS: MODEL= DATA= [NNODES= NGPUS=]
+	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(call count,NGPUS,GPUs per node: a whole number >= 1)$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))
+	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
+		$(SUBMIT_ARGS) -- $(JOB_PYTHON) -m verl.trainer.sft_trainer_ray +recipe=$(ANNEAL_RECIPE) \
+		model.path=$(call q,$(MODEL)) data.train_files=$(call q,$(DATA)) $(call opt,data.val_files,$(ANNEAL_VAL)) \
+		trainer.default_local_dir=$(call q,$(abspath $(ANNEAL_OUT))) trainer.nnodes=$(NNODES) trainer.n_gpus_per_node=$(NGPUS) \
+		$(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)

@@ -10,7 +10,7 @@
 #
 #   recipes/run_demo_cpu.sh [extra Hydra overrides of stage 2...]
 # Environment: PYTHON (default python), OUT (default ${TMPDIR:-/tmp}/r4b-verl-demo), STEPS (BPO steps,
-#   default 3; 0 = stop after stage 1), ANNEAL_STEPS (stage-1 SFT steps of ANNEAL_BATCH samples, default 300), ANNEAL_BATCH (32),
+#   default 3; 0 = stop after stage 1), ANNEAL_STEPS (stage-1 SFT steps of ANNEAL_BATCH samples, default 600), ANNEAL_BATCH (32),
 #   ANNEAL_LR (3e-3), ANNEAL_ROWS (toy questions annealed in their label's mode, default 1024),
 #   ANNEAL_BOTH_ROWS (other toy questions annealed in both modes, default 256),
 #   LABEL_ROWS (label this many toy questions with r4b_verl.anneal.label first: one more verl start; default 0).
@@ -23,7 +23,7 @@ if [[ $PYTHON == */* && $PYTHON != /* ]]; then PYTHON="$PWD/$PYTHON"; fi
 OUT=${OUT:-${TMPDIR:-/tmp}/r4b-verl-demo}
 [[ $OUT == /* ]] || OUT="$PWD/$OUT"  # every path below is also used after the cd
 STEPS=${STEPS:-3}
-ANNEAL_STEPS=${ANNEAL_STEPS:-300}
+ANNEAL_STEPS=${ANNEAL_STEPS:-600}
 ANNEAL_BATCH=${ANNEAL_BATCH:-32}
 ANNEAL_LR=${ANNEAL_LR:-3.0e-3}
 ANNEAL_ROWS=${ANNEAL_ROWS:-1024}
@@ -91,7 +91,7 @@ status=0
     actor_rollout_ref.model.path="$MODEL" \
     data.train_files="$OUT/assets/train.parquet" \
     data.val_files="$OUT/assets/val.parquet" \
-    trainer.total_training_steps="$STEPS" \
+    trainer.total_training_steps="$STEPS" trainer.total_epochs=1000 \
     trainer.default_local_dir="$OUT/checkpoints" \
     trainer.save_freq="$STEPS" \
     trainer.test_freq="$STEPS" \

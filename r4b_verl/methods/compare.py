@@ -33,7 +33,7 @@ from r4b_verl.evaluate.dump import jsonl_lines
 METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
     "grpo": ("r4b_grpo_cpu", ()),
     "bpo": ("r4b_bpo_cpu", ()),
-    "bpo_decision": ("r4b_bpo_cpu", ("bpo.decision_token.position=response", "bpo.think_prefix='<think>\nLet'")),
+    "bpo_decision": ("r4b_bpo_cpu", ("bpo.decision_token.position=response",)),
     "adaptthink": ("r4b_adaptthink_cpu", ()),
     "autothink": ("r4b_autothink_cpu", ()),
     "thinkless": ("r4b_thinkless_cpu", ()),
@@ -47,7 +47,10 @@ def train_command(method: str, model: str, train: str, val: str, steps: int, out
     return [
         sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe={recipe}",
         f"actor_rollout_ref.model.path={model}", f"data.train_files={train}", f"data.val_files={val}",
-        f"trainer.total_training_steps={steps}", "trainer.val_before_train=true", "trainer.test_freq=1",
+        # total_epochs: verl ends at the last epoch even before total_training_steps (and then skips the final
+        # validation), so the epochs must not be what stops a run longer than one pass over the data
+        f"trainer.total_training_steps={steps}", "trainer.total_epochs=1000",
+        "trainer.val_before_train=true", "trainer.test_freq=1",
         "trainer.save_freq=-1", f"trainer.default_local_dir={out / 'checkpoints'}",
         f"trainer.experiment_name=compare_{method}", "trainer.logger=[console,file]",
         f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={out / 'metrics.jsonl'}",

@@ -253,3 +253,23 @@ def test_stop_command_lines():
     assert cmd == ["RAY=ray", "RAY_TEMP_DIR=", "bash", "recipes/ray_node.sh", "stop"]
     (cmd,) = dry_run("stop", "RAY_TEMP_DIR=/tmp/r4b", "RAY_STOP_ARGS=--force")
     assert cmd == ["RAY=ray", "RAY_TEMP_DIR=/tmp/r4b", "bash", "recipes/ray_node.sh", "stop", "--force"]
+
+
+def test_anneal_submit_command_line_and_refusals():
+    (cmd,) = dry_run("anneal-submit", "MODEL=/shared/Qwen3-4B", "DATA=/shared/sft.parquet", "NNODES=2",
+                     "ANNEAL_OUT=ckpt/anneal", "ANNEAL_VAL=/shared/val.parquet", ARGS)
+    sep = cmd.index("--")
+    assert cmd[:sep] == ["ray", "job", "submit", "--address=http://127.0.0.1:8265",
+                         "--runtime-env=recipes/runtime_env.yaml"]
+    assert cmd[sep + 1 :] == [
+        "python", "-m", "verl.trainer.sft_trainer_ray", "+recipe=r4b_anneal", "model.path=/shared/Qwen3-4B",
+        "data.train_files=/shared/sft.parquet", "data.val_files=/shared/val.parquet",
+        f"trainer.default_local_dir={REPO / 'ckpt' / 'anneal'}",  # the job runs in the shipped copy: absolute
+        "trainer.nnodes=2", "trainer.n_gpus_per_node=8", "trainer.logger=[console]", *ARGS_PARSED,
+    ]
+    for bad, message in [("NGPUS=", "NGPUS=: GPUs per node: a whole number >= 1"),  # one GPU per Ray worker
+                         ("NNODES=two", "NNODES=two: number of nodes"),
+                         ("ANNEAL_RECIPE=r4b_aneal", "ANNEAL_RECIPE=r4b_aneal: no r4b_verl/config/recipe/r4b_aneal.yaml"),
+                         ("MODEL=", "MODEL=... is required")]:
+        out = make("-n", "anneal-submit", "MODEL=/m", "DATA=/d.parquet", bad)
+        assert out.returncode != 0 and message in out.stderr, (bad, out.stderr)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -184,3 +185,55 @@ def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
     time.sleep(1)
     survivors = ns.survivors()
     assert not survivors, [cmdline(p) for p in survivors]
+
+
+def test_make_anneal_submit_runs_stage_1_on_a_local_ray_cluster(cluster_env):
+    """Stage 1 on Ray: `make anneal-submit` -> ray job submit -> verl.trainer.sft_trainer_ray, whose bare
+    ray.init() joins this cluster and places its TrainingWorker on the head's one logical GPU."""
+    ns, env, temp_dir, common = cluster_env
+    start = time.monotonic()
+
+    def left() -> float:
+        remaining = TOTAL_BUDGET_S - (time.monotonic() - start)
+        assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
+        return remaining
+
+    work = temp_dir / "anneal"
+    subprocess.run([sys.executable, "-m", "r4b_verl.demo", "--out", str(work), "--n-anneal", "16"],
+                   check=True, cwd=temp_dir, capture_output=True, timeout=min(300, left()))
+    sft = work / "sft.parquet"
+    subprocess.run([sys.executable, "-m", "r4b_verl.anneal.build", "--in", str(work / "anneal.parquet"),
+                    "--out", str(sft), "--label-key", "level_label", "--tokenizer", str(work / "model"),
+                    "--max-length", "128"], check=True, cwd=temp_dir, capture_output=True, timeout=min(300, left()))
+    # A CPU cluster's job needs VERL_PLATFORM=cpu in every process: the shipped runtime env plus that variable
+    # (recipes/README.md, "Stage 1 on a Ray cluster"), as a user of a CPU cluster writes it.
+    import yaml
+
+    runtime_env = yaml.safe_load((REPO / "recipes" / "runtime_env.yaml").read_text())
+    runtime_env["env_vars"]["VERL_PLATFORM"] = "cpu"
+    runtime_env_file = temp_dir / "runtime_env_cpu.yaml"
+    runtime_env_file.write_text(yaml.safe_dump(runtime_env))
+
+    # verl's RayResourcePool asks {"CPU": 10, "GPU": 1} per worker (max_colocate_count): 12 logical CPUs
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "ray-head", *common, "NODE_IP=127.0.0.1",
+                             f"RAY_PORT={GCS_PORT}", f"DASHBOARD_PORT={DASHBOARD_PORT}",
+                             "RAY_START_ARGS=--num-cpus=12 --num-gpus=1"], min(180, left()), temp_dir / "head.log")
+    assert rc == 0, _tail(out)
+    ckpt = temp_dir / "anneal-out"
+    rc, out = _run(ns, env, ["make", "--no-print-directory", "anneal-submit", *common,
+                             f"RAY_ADDRESS=http://127.0.0.1:{DASHBOARD_PORT}", f"RUNTIME_ENV={runtime_env_file}",
+                             "ANNEAL_RECIPE=r4b_anneal_cpu", f"MODEL={work / 'model'}", f"DATA={sft}", "NNODES=1",
+                             "NGPUS=1", "LOGGER=[console]", f"ANNEAL_OUT={ckpt}", f"JOB_PYTHON={sys.executable}",
+                             "ARGS=trainer.total_training_steps=3 trainer.total_epochs=10 data.train_batch_size=4 "
+                             "data.micro_batch_size_per_gpu=4"], min(600, left()), temp_dir / "anneal.log")
+    assert rc == 0, _tail(out)
+    assert "-m verl.trainer.sft_trainer_ray +recipe=r4b_anneal_cpu" in out and "succeeded" in out, _tail(out)
+    assert re.search(r"step:3 - .*train/loss:", out), _tail(out)  # three SFT steps in the Ray worker
+    hf = ckpt / "global_step_3" / "huggingface"
+    assert (hf / "config.json").is_file() and list(hf.glob("*.safetensors")), _tail(out)
+    import torch
+    from transformers import AutoModelForCausalLM  # stage 2 loads model.path this way
+
+    before, after = (AutoModelForCausalLM.from_pretrained(p).state_dict() for p in (work / "model", hf))
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the worker's optimiser steps reached the export
