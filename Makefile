@@ -318,8 +318,10 @@ bench-prefix-cache: $(VLLM_INSTALLED) ## vLLM's prefix-cache hits on the 2g sess
 
 #> compare: the starting checkpoint (HF directory) of every method; empty = the demo's stage-1 checkpoint (built first)
 INIT_MODEL ?=
-#> compare: training steps per method
-COMPARE_STEPS ?= 3
+#> compare: training steps per method (validation every COMPARE_STEPS / 4)
+COMPARE_STEPS ?= 40
+#> compare: actor learning rate of every method; empty = the CPU recipes' 1e-4
+COMPARE_LR ?= 5e-4
 #> compare: output directory (compare.md, compare.png, one run per method)
 COMPARE_OUT ?= /tmp/r4b-verl-compare
 #> compare: comma-separated subset of grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo; empty = all
@@ -336,5 +338,5 @@ compare: $(INSTALLED) ## train every method + GRPO for COMPARE_STEPS on the CPU 
 		init="$$s1/anneal/global_step_$$(cat "$$s1/anneal/latest_checkpointed_iteration.txt")/huggingface"; \
 		train="$${train:-$$s1/assets/train.parquet}"; val="$${val:-$$s1/assets/val.parquet}"; \
 	fi; \
-	$(PY) -m r4b_verl.methods.compare --out $(call q,$(COMPARE_OUT)) --steps $(COMPARE_STEPS) \
+	$(PY) -m r4b_verl.methods.compare --out $(call q,$(COMPARE_OUT)) --steps $(COMPARE_STEPS) $(call opt,--lr,$(COMPARE_LR)) \
 		--init-model "$$init" --train "$$train" --val "$$val" $(call opt,--methods,$(METHODS)) -- $(ARGS)

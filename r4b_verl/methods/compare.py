@@ -1,10 +1,10 @@
 """``make compare``: every method trained the same number of steps on one task from one checkpoint, side by side.
 
-    python -m r4b_verl.methods.compare --out compare --init-model DIR --train P --val P [--steps 3]
+    python -m r4b_verl.methods.compare --out compare --init-model DIR --train P --val P [--steps 3] [--lr 5e-4]
         [--methods grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo] [--k 4] [-- HYDRA...]
 
 Each method is its CPU recipe (``+recipe=r4b_<method>_cpu``) through ``verl.trainer.main_ppo``, with verl's
-file logger; validation in auto mode before training and after every step. ``bpo`` is R-4B's BPO as
+file logger; validation in auto mode before training, every ``steps // 4`` steps and after the last one. ``bpo`` is R-4B's BPO as
 published (decision token in the prompt), ``bpo_decision`` the same with ``bpo.decision_token.position=
 response``; ``grpo`` the plain GRPO baseline (the model chooses). AdaptThink's ``Rref(x)`` is presampled
 first from the starting checkpoint (``r4b_verl.methods.presample``, ``--k`` thinking samples per prompt).
@@ -42,7 +42,8 @@ METHODS: dict[str, tuple[str, tuple[str, ...]]] = {
 SOURCES = ("toy_math_easy", "toy_math_hard")  # the demo's data sources
 
 
-def train_command(method: str, model: str, train: str, val: str, steps: int, out: Path, overrides=()) -> list[str]:
+def train_command(method: str, model: str, train: str, val: str, steps: int, out: Path, overrides=(),
+                  lr: float | None = None) -> list[str]:
     recipe, extra = METHODS[method]
     return [
         sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe={recipe}",
@@ -50,11 +51,13 @@ def train_command(method: str, model: str, train: str, val: str, steps: int, out
         # total_epochs: verl ends at the last epoch even before total_training_steps (and then skips the final
         # validation), so the epochs must not be what stops a run longer than one pass over the data
         f"trainer.total_training_steps={steps}", "trainer.total_epochs=1000",
-        "trainer.val_before_train=true", "trainer.test_freq=1",
+        # validation before training, about four times during it, and after the last step (verl always
+        # validates the last one)
+        "trainer.val_before_train=true", f"trainer.test_freq={max(1, steps // 4)}",
         "trainer.save_freq=-1", f"trainer.default_local_dir={out / 'checkpoints'}",
         f"trainer.experiment_name=compare_{method}", "trainer.logger=[console,file]",
         f"+ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH={out / 'metrics.jsonl'}",
-        *extra, *overrides,
+        *([f"actor_rollout_ref.actor.optim.lr={lr}"] if lr is not None else []), *extra, *overrides,
     ]  # fmt: skip
 
 
@@ -165,7 +168,7 @@ def plot(results: dict[str, dict[str, dict[int, float]]], path: Path) -> Path:
 
 
 def compare(out: Path, methods: list[str], steps: int, init_model: str | None, train: str | None, val: str | None,
-            k: int, overrides: list[str]) -> dict[str, dict[str, dict[int, float]]]:
+            k: int, overrides: list[str], lr: float | None = None) -> dict[str, dict[str, dict[int, float]]]:
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     if not (init_model and train and val):  # the toy's files and checkpoint come from make compare's stage 1
@@ -184,7 +187,8 @@ def compare(out: Path, methods: list[str], steps: int, init_model: str | None, t
                 presample(init_model, train, data, k=k, recipe="r4b_bpo_cpu", overrides=overrides)
         print(f"== {method}: {steps} step(s), +recipe={METHODS[method][0]}", flush=True)
         (work / "metrics.jsonl").unlink(missing_ok=True)
-        seconds = run(train_command(method, init_model, data, val, steps, work, overrides), work / "run", work / "train.log")
+        cmd = train_command(method, init_model, data, val, steps, work, overrides, lr)
+        seconds = run(cmd, work / "run", work / "train.log")
         results[method] = series(read_metrics(work / "metrics.jsonl"))
         print(f"   done in {seconds:.0f} s, log {work / 'train.log'}", flush=True)
     return results
@@ -201,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val", help="validation parquet (default: the demo's)")
     p.add_argument("--steps", type=int, default=3, help="training steps per method (default 3)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {','.join(METHODS)}")
+    p.add_argument("--lr", type=float, help="actor learning rate of every method (default: each CPU recipe's, 1e-4)")
     p.add_argument("--k", type=int, default=4, help="AdaptThink's thinking samples per prompt for Rref (default 4)")
     args = p.parse_args(argv)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -208,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not methods or args.steps < 1:
         p.error(f"--methods must name some of {sorted(METHODS)} (unknown: {unknown}); --steps >= 1")
     try:
-        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k, overrides)
+        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k, overrides, args.lr)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

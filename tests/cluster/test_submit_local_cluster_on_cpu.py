@@ -114,6 +114,17 @@ PROBE = textwrap.dedent("""
 """)
 
 
+def _budget(start: float):
+    """left(): seconds of the test's TOTAL_BUDGET_S still to spend (fails the test when nearly none are)."""
+
+    def left() -> float:
+        remaining = TOTAL_BUDGET_S - (time.monotonic() - start)
+        assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
+        return remaining
+
+    return left
+
+
 def _tail(text: str, n: int = 6000) -> str:
     return text[-n:]
 
@@ -121,11 +132,7 @@ def _tail(text: str, n: int = 6000) -> str:
 def test_make_submit_runs_the_cpu_demo_on_a_local_ray_cluster(cluster_env):
     ns, env, temp_dir, common = cluster_env
     start = time.monotonic()
-
-    def left() -> float:
-        remaining = TOTAL_BUDGET_S - (time.monotonic() - start)
-        assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
-        return remaining
+    left = _budget(start)
 
     assert ns.interfaces() == ["lo"], ns.interfaces()  # nothing but loopback to listen on
 
@@ -192,11 +199,7 @@ def test_make_anneal_submit_runs_stage_1_on_a_local_ray_cluster(cluster_env):
     ray.init() joins this cluster and places its TrainingWorker on the head's one logical GPU."""
     ns, env, temp_dir, common = cluster_env
     start = time.monotonic()
-
-    def left() -> float:
-        remaining = TOTAL_BUDGET_S - (time.monotonic() - start)
-        assert remaining > 10, f"over the {TOTAL_BUDGET_S}s budget"
-        return remaining
+    left = _budget(start)
 
     work = temp_dir / "anneal"
     subprocess.run([sys.executable, "-m", "r4b_verl.demo", "--out", str(work), "--n-anneal", "16"],

@@ -95,3 +95,33 @@ def test_bpo_with_the_decision_token_in_the_response():
     # free choice: nothing is forced, so nothing moves (the model generates its decision token)
     free = BPORolloutOptions.from_trainer_config(composed("r4b_thinkless"))
     assert not free.decision_in_response and free.mode_for_session(0, 4) == "auto"
+
+
+@pytest.mark.parametrize("method", ["bpo_decision", "thinkless", "adaptthink"])
+def test_compare_runs_compose_with_the_demo_tokenizers_prefixes(method, tmp_path):
+    """make compare's command line for a method composes as verl reads it: the steps, not the epochs, end the
+    run (the toy's 64 prompts are 16 steps per epoch), validation every steps // 4, one learning rate for all;
+    and with the demo's tokenizer (Qwen's \\n\\n token) the preset's own prefixes part at a single decision
+    token: the old "<think>\\nLet" thinking start, off the annealed model's distribution, is gone."""
+    from transformers import AutoTokenizer
+
+    from r4b_verl.demo.tiny import build_tokenizer
+    from r4b_verl.methods.compare import METHODS, train_command
+    from r4b_verl.rollout.prefixes import tokenize_prefixes
+
+    cmd = train_command(method, "MODEL", "t.parquet", "v.parquet", 40, tmp_path, overrides=("trainer.test_freq=5",),
+                        lr=5e-4)
+    recipe = METHODS[method][0]
+    assert cmd[3] == f"+recipe={recipe}"
+    cfg = composed(recipe, *cmd[4:])
+    assert cfg.trainer.total_training_steps == 40 and cfg.trainer.total_epochs >= 40 // 16 + 1
+    assert cfg.trainer.test_freq == 5  # the user's ARGS come last and win over compare's 40 // 4
+    assert cfg.actor_rollout_ref.actor.optim.lr == 5e-4
+    options = BPORolloutOptions.from_trainer_config(cfg)
+    preset = options.preset()
+    assert "Let" not in preset.think and preset.auto == "<think>"
+    build_tokenizer(tmp_path / "tok", qwen_split=True)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "tok")  # as the trainer loads the demo's model directory
+    prefixes = tokenize_prefixes(preset, tok)
+    first = [tok.decode([prefixes.ids[m][prefixes.decision_index]]) for m in ("think", "no_think")]
+    assert first == ["\n", "\n\n"]  # the decision token: one of two single tokens
