@@ -239,12 +239,14 @@ anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (
 
 # verl's Ray SFT trainer (verl/trainer/sft_trainer_ray.py): the driver calls a bare ray.init(), so it joins
 # the cluster the job runs on, and places NNODES x NGPUS TrainingWorker actors (one GPU each) there.
+# The job runs in the shipped copy of this checkout: a relative path that exists here is made absolute.
+local_abs = $(if $(wildcard $(1)),$(abspath $(1)),$(1))
 anneal-submit: ## ray job submit stage 1 (verl.trainer.sft_trainer_ray) to RAY_ADDRESS: MODEL= DATA= [NNODES= NGPUS=]
 	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(call count,NGPUS,GPUs per node: a whole number >= 1)$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))
 	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
 		$(SUBMIT_ARGS) -- $(JOB_PYTHON) -m verl.trainer.sft_trainer_ray +recipe=$(ANNEAL_RECIPE) \
-		model.path=$(call q,$(MODEL)) data.train_files=$(call q,$(DATA)) $(call opt,data.val_files,$(ANNEAL_VAL)) \
-		trainer.default_local_dir=$(call q,$(abspath $(ANNEAL_OUT))) trainer.nnodes=$(NNODES) trainer.n_gpus_per_node=$(NGPUS) \
+		model.path=$(call q,$(call local_abs,$(MODEL))) data.train_files=$(call q,$(call local_abs,$(DATA))) \
+		$(call opt,data.val_files,$(call local_abs,$(ANNEAL_VAL))) trainer.default_local_dir=$(call q,$(abspath $(ANNEAL_OUT))) trainer.nnodes=$(NNODES) trainer.n_gpus_per_node=$(NGPUS) \
 		$(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)

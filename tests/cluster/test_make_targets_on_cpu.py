@@ -267,6 +267,8 @@ def test_anneal_submit_command_line_and_refusals():
         f"trainer.default_local_dir={REPO / 'ckpt' / 'anneal'}",  # the job runs in the shipped copy: absolute
         "trainer.nnodes=2", "trainer.n_gpus_per_node=8", "trainer.logger=[console]", *ARGS_PARSED,
     ]
+    (cmd,) = dry_run("anneal-submit", "MODEL=recipes", "DATA=Qwen/not-here.parquet")  # an existing relative path
+    assert f"model.path={REPO / 'recipes'}" in cmd and "data.train_files=Qwen/not-here.parquet" in cmd
     for bad, message in [("NGPUS=", "NGPUS=: GPUs per node: a whole number >= 1"),  # one GPU per Ray worker
                          ("NNODES=two", "NNODES=two: number of nodes"),
                          ("ANNEAL_RECIPE=r4b_aneal", "ANNEAL_RECIPE=r4b_aneal: no r4b_verl/config/recipe/r4b_aneal.yaml"),
