@@ -1,13 +1,14 @@
 """``make compare``: every method trained the same number of steps on one task from one checkpoint, side by side.
 
-    python -m r4b_verl.methods.compare --out compare --init-model DIR --train P --val P [--steps 3] [--lr 5e-4]
+    python -m r4b_verl.methods.compare --out compare --init-model DIR --train P --val P [--steps 40] [--lr 5e-4]
         [--methods grpo,bpo,bpo_decision,adaptthink,autothink,thinkless,adagrpo] [--k 4] [-- HYDRA...]
 
 Each method is its CPU recipe (``+recipe=r4b_<method>_cpu``) through ``verl.trainer.main_ppo``, with verl's
-file logger; validation in auto mode before training, every ``steps // 4`` steps and after the last one. ``bpo`` is R-4B's BPO as
-published (decision token in the prompt), ``bpo_decision`` the same with ``bpo.decision_token.position=
-response``; ``grpo`` the plain GRPO baseline (the model chooses). AdaptThink's ``Rref(x)`` is presampled
-first from the starting checkpoint (``r4b_verl.methods.presample``, ``--k`` thinking samples per prompt).
+file logger; validation in auto mode before training, every ``steps // 4`` steps and after the last one.
+``bpo`` is R-4B's BPO as published (decision token in the prompt), ``bpo_decision`` the same with
+``bpo.decision_token.position=response``; ``grpo`` the plain GRPO baseline (the model chooses). AdaptThink's
+``Rref(x)`` is presampled first from the starting checkpoint (``r4b_verl.methods.presample``, ``--k`` thinking
+samples per prompt).
 ``make compare`` without ``INIT_MODEL`` first runs the demo's stage 1 (``recipes/run_demo_cpu.sh`` with
 ``STEPS=0``: tiny assets, bi-mode annealing on verl's SFT trainer, toy easy / hard math) and starts every
 method from that checkpoint.
@@ -203,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init-model", help="starting checkpoint (HF directory) of every method")
     p.add_argument("--train", help="training parquet (default: the demo's)")
     p.add_argument("--val", help="validation parquet (default: the demo's)")
-    p.add_argument("--steps", type=int, default=3, help="training steps per method (default 3)")
+    p.add_argument("--steps", type=int, default=40, help="training steps per method (default 40)")
     p.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {','.join(METHODS)}")
     p.add_argument("--lr", type=float, help="actor learning rate of every method (default: each CPU recipe's, 1e-4)")
     p.add_argument("--k", type=int, default=4, help="AdaptThink's thinking samples per prompt for Rref (default 4)")
