@@ -162,6 +162,9 @@ local_paths = $(foreach p,$(subst $(comma), ,$(subst [,,$(subst ],,$(subst ',,$(
 exists = $(foreach p,$(call local_paths,$($(1))),$(if $(wildcard $(p)),,$(error $(1)=$($(1)): no such file or directory: $(p) (checked on this host: the nodes read the same shared path))))
 check_slurm = $(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(if $(wildcard r4b_verl/config/recipe/$(RECIPE).yaml),,$(error RECIPE=$(RECIPE): no r4b_verl/config/recipe/$(RECIPE).yaml (recipes: $(notdir $(basename $(wildcard r4b_verl/config/recipe/*.yaml))))))$(call exists,MODEL)$(call exists,TRAIN)$(call exists,VAL)
 
+# Stage-1 jobs on a cluster (anneal-slurm, anneal-submit): what both check before submitting.
+check_anneal_job = $(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))
+
 # The job's Hydra overrides, shared by train, submit and slurm.
 JOB_OVERRIDES = +recipe=$(RECIPE) $(call opt,actor_rollout_ref.model.path,$(MODEL)) \
 	$(call opt,data.train_files,$(TRAIN)) $(call opt,data.val_files,$(VAL)) \
@@ -229,7 +232,7 @@ anneal: ## MODEL= DATA=: stage 1, bi-mode annealing SFT on verl's SFT trainer, t
 		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (MODEL= DATA=; ANNEAL_OUT on shared storage)
-	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))$(call exists,MODEL)$(call exists,DATA)
+	$(check_anneal_job)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(call exists,MODEL)$(call exists,DATA)
 	JOB_PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
 		OUT=$(call q,$(abspath $(ANNEAL_OUT))) VAL=$(call q,$(ANNEAL_VAL)) RDZV_PORT=$(call q,$(RDZV_PORT)) \
 		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
@@ -242,7 +245,7 @@ anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (
 # The job runs in the shipped copy of this checkout: a relative path that exists here is made absolute.
 local_abs = $(if $(wildcard $(1)),$(abspath $(1)),$(1))
 anneal-submit: ## ray job submit stage 1 (verl.trainer.sft_trainer_ray) to RAY_ADDRESS: MODEL= DATA= [NNODES= NGPUS=]
-	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(call count,NGPUS,GPUs per node: a whole number >= 1)$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))
+	$(check_anneal_job)$(call count,NGPUS,GPUs per node: a whole number >= 1)
 	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
 		$(SUBMIT_ARGS) -- $(JOB_PYTHON) -m verl.trainer.sft_trainer_ray +recipe=$(ANNEAL_RECIPE) \
 		model.path=$(call q,$(call local_abs,$(MODEL))) data.train_files=$(call q,$(call local_abs,$(DATA))) \

@@ -91,7 +91,7 @@ status=0
     actor_rollout_ref.model.path="$MODEL" \
     data.train_files="$OUT/assets/train.parquet" \
     data.val_files="$OUT/assets/val.parquet" \
-    trainer.total_training_steps="$STEPS" trainer.total_epochs=1000 \
+    trainer.total_training_steps="$STEPS" \
     trainer.default_local_dir="$OUT/checkpoints" \
     trainer.save_freq="$STEPS" \
     trainer.test_freq="$STEPS" \

@@ -49,9 +49,7 @@ def train_command(method: str, model: str, train: str, val: str, steps: int, out
     return [
         sys.executable, "-m", "verl.trainer.main_ppo", f"+recipe={recipe}",
         f"actor_rollout_ref.model.path={model}", f"data.train_files={train}", f"data.val_files={val}",
-        # total_epochs: verl ends at the last epoch even before total_training_steps (and then skips the final
-        # validation), so the epochs must not be what stops a run longer than one pass over the data
-        f"trainer.total_training_steps={steps}", "trainer.total_epochs=1000",
+        f"trainer.total_training_steps={steps}",  # the recipe's total_epochs does not cut it short
         # validation before training, about four times during it, and after the last step (verl always
         # validates the last one)
         "trainer.val_before_train=true", f"trainer.test_freq={max(1, steps // 4)}",
