@@ -89,6 +89,8 @@ LOGGER ?= [console]
 JOB_PYTHON ?= python
 #> the job's command; the Hydra overrides are appended to it
 ENTRYPOINT ?= $(JOB_PYTHON) -m verl.trainer.main_ppo
+#> the start-up checks every launch target runs first, on this host (python -m r4b_verl.preflight); empty = skip them
+PREFLIGHT ?= $(JOB_PYTHON) -m r4b_verl.preflight
 #> the ray executable
 RAY ?= ray
 #> submit: the cluster's dashboard / job server (on the head: make ray-head DASHBOARD_HOST=...)
@@ -142,7 +144,7 @@ CHECKPOINT ?=
 #> eval: samples per prompt and mode (actor_rollout_ref.rollout.val_kwargs.n); empty = recipe's
 EVAL_N ?=
 
-.PHONY: train ray-head ray-worker submit slurm slurm-deps stop eval anneal anneal-slurm anneal-submit
+.PHONY: preflight train ray-head ray-worker submit slurm slurm-deps stop eval anneal anneal-slurm anneal-submit
 
 # $(call q,TEXT): TEXT as one single-quoted shell word.
 q = '$(subst ','\'',$(strip $(1)))'
@@ -160,7 +162,7 @@ count = $(if $(and $(filter 1,$(words $($(1)))),$(if $(call no_digits,$($(1))),,
 comma := ,
 local_paths = $(foreach p,$(subst $(comma), ,$(subst [,,$(subst ],,$(subst ',,$(subst ",,$(1)))))),$(if $(findstring ://,$(p)),,$(filter /% ./% ../% ~%,$(p))))
 exists = $(foreach p,$(call local_paths,$($(1))),$(if $(wildcard $(p)),,$(error $(1)=$($(1)): no such file or directory: $(p) (checked on this host: the nodes read the same shared path))))
-check_slurm = $(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(if $(wildcard r4b_verl/config/recipe/$(RECIPE).yaml),,$(error RECIPE=$(RECIPE): no r4b_verl/config/recipe/$(RECIPE).yaml (recipes: $(notdir $(basename $(wildcard r4b_verl/config/recipe/*.yaml))))))$(call exists,MODEL)$(call exists,TRAIN)$(call exists,VAL)
+check_slurm = $(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))
 
 # Stage-1 jobs on a cluster (anneal-slurm, anneal-submit): what both check before submitting.
 check_anneal_job = $(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)$(call count,NNODES,number of nodes: a whole number >= 1)$(if $(wildcard r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml),,$(error ANNEAL_RECIPE=$(ANNEAL_RECIPE): no r4b_verl/config/recipe/$(ANNEAL_RECIPE).yaml))
@@ -174,12 +176,23 @@ JOB_OVERRIDES = +recipe=$(RECIPE) $(call opt,actor_rollout_ref.model.path,$(MODE
 	$(call opt,trainer.logger,$(LOGGER))
 # On an existing cluster the cluster owns the resources: Ray refuses ray.init(num_cpus=/num_gpus=)
 # when it connects to one, which recipes sized for a local Ray (r4b_bpo_cpu) would otherwise pass.
-CLUSTER_OVERRIDES = ray_kwargs.ray_init.num_cpus=null ray_kwargs.ray_init.num_gpus=null
+# `++`: only the CPU recipes have ray_init.num_gpus; ++ sets a key whether or not the recipe has it.
+CLUSTER_OVERRIDES = ++ray_kwargs.ray_init.num_cpus=null ++ray_kwargs.ray_init.num_gpus=null
+# What each launch target hands verl, and its preflight the same words (r4b_verl/preflight.py): a command
+# that would fail verl's start-up checks fails here, on this host, in seconds.
+TRAIN_JOB = $(JOB_OVERRIDES) $(ARGS)
+CLUSTER_JOB = $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+RUN_PREFLIGHT = $(if $(strip $(PREFLIGHT)),$(PREFLIGHT),: preflight skipped)
 RAY_NODE_ENV = RAY=$(call q,$(RAY)) RAY_TEMP_DIR=$(call q,$(RAY_TEMP_DIR))
 
-train: ## one node: MODEL= TRAIN= VAL= [NGPUS=8 ARGS=...] -> python -m verl.trainer.main_ppo +recipe=...
+preflight: ## verl's and r4b-verl's start-up checks of make train's command, no GPU, seconds (same variables as train)
 	$(require_job)
-	$(ENTRYPOINT) $(JOB_OVERRIDES) $(ARGS)
+	$(PREFLIGHT) ppo $(TRAIN_JOB)
+
+train: ## one node: MODEL= TRAIN= VAL= [NGPUS=8 ARGS=...]: preflight, then python -m verl.trainer.main_ppo +recipe=...
+	$(require_job)
+	$(RUN_PREFLIGHT) ppo $(TRAIN_JOB)
+	$(ENTRYPOINT) $(TRAIN_JOB)
 
 ray-head: ## start a Ray head on this machine (RAY_PORT, DASHBOARD_HOST/PORT, NODE_IP, RAY_TEMP_DIR)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh head --port=$(RAY_PORT) \
@@ -193,11 +206,13 @@ ray-worker: ## join this machine to a Ray cluster: HEAD=host:port
 
 submit: ## ray job submit the recipe to RAY_ADDRESS; RUNTIME_ENV ships the plugin (MODEL= TRAIN= VAL=)
 	$(require_job)
+	$(RUN_PREFLIGHT) ppo $(CLUSTER_JOB)
 	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
-		$(SUBMIT_ARGS) -- $(ENTRYPOINT) $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+		$(SUBMIT_ARGS) -- $(ENTRYPOINT) $(CLUSTER_JOB)
 
 slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (MODEL= TRAIN= VAL=)
 	$(require_job)$(check_slurm)
+	$(RUN_PREFLIGHT) ppo $(CLUSTER_JOB)
 	RAY=$(call q,$(RAY)) JOB_PYTHON=$(call q,$(JOB_PYTHON)) ENTRYPOINT=$(call q,$(ENTRYPOINT)) \
 		RAY_PORT=$(RAY_PORT) DASHBOARD_PORT=$(DASHBOARD_PORT) NGPUS=$(call q,$(NGPUS)) \
 		RUNTIME_ENV=$(call q,$(RUNTIME_ENV)) RAY_START_ARGS=$(call q,$(RAY_START_ARGS)) \
@@ -205,7 +220,7 @@ slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (
 		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
 		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
-		recipes/slurm.sbatch $(JOB_OVERRIDES) $(CLUSTER_OVERRIDES) $(ARGS)
+		recipes/slurm.sbatch $(CLUSTER_JOB)
 
 # Debian's Slurm for tests/cluster/test_real_slurm_on_cpu.py (.ci/run calls it; about 10 s).
 SLURM_BINARIES := slurmctld slurmd sbatch munged

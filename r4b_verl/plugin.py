@@ -1,7 +1,7 @@
 """verl plugin entry point: importing this module registers every r4b-verl part in this process.
 
 Registering means adding names to verl's registries (the ``bpo`` estimator, the ``bpo_bimode`` agent
-loop, the CPU platform and rollout); it changes no verl class. What a run changes is named by its
+loop, the CPU platform and rollout) and the recipes' two OmegaConf resolvers; it changes no verl class. What a run changes is named by its
 config (``agent_loop_manager_class``) and listed in ``r4b_verl/verl_compat.py``.
 
 verl imports it in every process that imports verl (driver, TaskRunner, agent-loop, reward and
@@ -30,6 +30,7 @@ logger = logging.getLogger("r4b_verl")
 
 # Each module registers its parts with verl on import.
 REGISTERING_MODULES = (
+    "r4b_verl.config",  # the recipes' ${r4b.sum:...} / ${r4b.mul:...} resolvers (the TaskRunner resolves again)
     "r4b_verl.backends.cpu.registration",  # platform cpu + rollout hf_cpu (active only with VERL_PLATFORM=cpu)
     "r4b_verl.advantage",  # algorithm.adv_estimator=bpo
     "r4b_verl.rollout.agent_loop",  # rollout.agent.default_agent_loop=bpo_bimode

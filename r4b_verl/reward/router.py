@@ -149,3 +149,11 @@ def route(settings: Settings, data_source) -> tuple[str, Callable | None]:
             _resolved.clear()
         _resolved[key] = result
     return result
+
+
+def check_targets(settings: Settings) -> None:
+    """Resolve the reward of every route and the default (a typo or a user function that does not load raises here,
+    naming the key), as the first reward call of each data source would."""
+    for pattern, value in settings.routes:
+        _target(value, f"{CONFIG_PREFIX}.routes.{pattern}")
+    _target(settings.default, f"{CONFIG_PREFIX}.default")

@@ -7,6 +7,7 @@ check names the config key to change.
 
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -57,6 +58,9 @@ class BPORolloutOptions:
     decision_token: DecisionToken = DecisionToken()
     train_mode: str = "forced"  # forced: g think + g no_think per prompt (BPO, AdaptThink); auto: the model chooses
     data_check: str = "error"  # trainer start-up check of data.train_files / val_files: error | warn | off
+    # room for the mode prefix the recipes add to data.max_prompt_length to size rollout.prompt_length
+    # (checked against the real prefix once the tokenizer is known)
+    prefix_tokens: int = 8
 
     @classmethod
     def from_trainer_config(cls, config: DictConfig | dict | None) -> BPORolloutOptions:
@@ -71,7 +75,9 @@ class BPORolloutOptions:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(block) - known)
         if unknown:
-            raise BPOConfigError(f"unknown key(s) {', '.join('bpo.' + k for k in unknown)}; known: {sorted(known)}")
+            hints = [f"bpo.{k} (did you mean bpo.{close[0]}?)" if (close := difflib.get_close_matches(k, known, 1))
+                     else f"bpo.{k}" for k in unknown]
+            raise BPOConfigError(f"unknown key(s) {', '.join(hints)}; known: {sorted(known)}")
         values = {k: v for k, v in block.items() if v is not None}  # null -> default
         token = values.get("decision_token", {})
         if not isinstance(token, dict) or set(token) - {"position", "weight"}:
@@ -98,6 +104,9 @@ class BPORolloutOptions:
             raise BPOConfigError(f"bpo.decision_token.position must be one of {list(DECISION_POSITIONS)}, got {position!r}")
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0):
             raise BPOConfigError(f"bpo.decision_token.weight must be null or a number >= 0, got {weight!r}")
+        pt = self.prefix_tokens
+        if isinstance(pt, bool) or not isinstance(pt, int) or pt < 0:
+            raise BPOConfigError(f"bpo.prefix_tokens must be a whole number >= 0, got {pt!r}")
         if not isinstance(self.prefix_preset, str):
             raise BPOConfigError(f"bpo.prefix_preset must be a string, got {self.prefix_preset!r}")
         self.preset()  # raises PrefixConfigError (a ValueError) naming bpo.prefix_preset / bpo.*_prefix
@@ -126,7 +135,10 @@ class BPORolloutOptions:
         return int(math.floor(n * self.think_fraction + 0.5))
 
     def check_split(self, n: Any) -> int:
-        """Refuse a split that leaves a mode empty; return the number of thinking sessions."""
+        """Refuse a split that is not whole (so no mode is empty either); return the number of thinking sessions.
+
+        A whole ``n * think_fraction`` with ``0 < think_fraction < 1`` leaves each mode at least one session.
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 2:
             raise BPOConfigError(
                 f"actor_rollout_ref.rollout.n={n!r}: BPO needs at least 2 responses per prompt (one per mode); "
@@ -135,10 +147,11 @@ class BPORolloutOptions:
         if self.train_mode == "auto":
             return 0  # no forced split: every session chooses its mode
         g_think = self.num_think(n)
-        if not 1 <= g_think <= n - 1:
+        if abs(n * self.think_fraction - g_think) > 1e-9:
             raise BPOConfigError(
-                f"bpo.think_fraction={self.think_fraction} with actor_rollout_ref.rollout.n={n} gives {g_think} "
-                f"thinking and {n - g_think} non-thinking responses per prompt; both modes need at least one"
+                f"actor_rollout_ref.rollout.n={n} with bpo.think_fraction={self.think_fraction} does not split into "
+                f"whole groups ({n * self.think_fraction:g} thinking responses per prompt): choose n so that "
+                f"n * think_fraction is a whole number (n = 2g for 0.5)"
             )
         return g_think
 

@@ -75,8 +75,41 @@ def check_decision_loss(options: BPORolloutOptions, policy_loss: Any) -> None:
             )
 
 
-def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOptions:
-    """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones."""
+def check_prompt_budget(config: Any, prefix_len: int | None = None) -> None:
+    """No prompt may be dropped inside a step: over-long prompts go at start-up, and the prefix always fits.
+
+    With ``data.truncation=error`` a prompt over ``rollout.prompt_length`` raises inside the bi-mode loop, and
+    verl then marks the prompt's whole group failed and trains on without it (no count in the metrics). So:
+    verl's own filter must drop prompts over ``data.max_prompt_length`` when it loads the data (it prints the
+    count), and ``rollout.prompt_length`` must hold ``max_prompt_length`` plus the mode prefix (``prefix_len``
+    tokens once the tokenizer is known, else the room the recipe reserves, ``bpo.prefix_tokens``).
+    """
+    rollout, data = config.actor_rollout_ref.rollout, config.data
+    if check_truncation(data) != "error":
+        return  # the loop truncates the base prompt per data.truncation and keeps the prefix whole
+    if not data.get("filter_overlong_prompts", False):
+        raise BPOConfigError(
+            "data.truncation=error with data.filter_overlong_prompts=false: a prompt over the budget would be dropped "
+            "with its whole group inside a training step. Set data.filter_overlong_prompts=true (verl drops them "
+            "when it loads the data and prints how many) or data.truncation=left|right|middle"
+        )
+    max_prompt = data.get("max_prompt_length", None)
+    room = BPORolloutOptions.from_trainer_config(config).prefix_tokens if prefix_len is None else prefix_len
+    if max_prompt is not None and max_prompt + room > rollout.prompt_length:
+        what = f"the {prefix_len}-token mode prefix" if prefix_len is not None else f"bpo.prefix_tokens={room}"
+        raise BPOConfigError(
+            f"actor_rollout_ref.rollout.prompt_length={rollout.prompt_length} < data.max_prompt_length={max_prompt} + "
+            f"{what}: a prompt near the limit would be refused inside a step (data.truncation=error). Leave "
+            "prompt_length to the recipe (${r4b.sum:${data.max_prompt_length},${bpo.prefix_tokens}}) or raise it"
+        )
+
+
+def startup_check(config: Any, tokenizer: Any = None, processor: Any = None) -> BPORolloutOptions:
+    """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones.
+
+    Without a tokenizer (``python -m r4b_verl.preflight`` for a model that is not a local path) the checks that
+    need its tokens are left to the worker, which runs this again with the real one.
+    """
     refuse_plain_recipe_key(config)
     options = BPORolloutOptions.from_trainer_config(config)
     if not config.trainer.get("use_v1", True):
@@ -86,24 +119,19 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOpti
         )
     rollout = config.actor_rollout_ref.rollout
     options.check_split(rollout.n)
-    truncation = check_truncation(config.data)
+    check_truncation(config.data)
+    policy_loss = config.actor_rollout_ref.actor.get("policy_loss", None) or {}
+    check_decision_loss(options, policy_loss)
+    if tokenizer is None:
+        check_prompt_budget(config)
+        return options
     tokens = CHECKED_PREFIXES.get(options, tokenizer, processor, config.data.get("apply_chat_template_kwargs", {}))
     if rollout.prompt_length <= tokens.max_len:
         raise BPOConfigError(
             f"actor_rollout_ref.rollout.prompt_length={rollout.prompt_length} leaves no room for a prompt next to "
             f"the {tokens.max_len}-token mode prefix of bpo.prefix_preset={tokens.preset.name}"
         )
-    max_prompt = config.data.get("max_prompt_length", None)
-    if max_prompt is not None and max_prompt + tokens.max_len > rollout.prompt_length:
-        logger.warning(
-            "bpo: data.max_prompt_length=%s plus the %d-token mode prefix exceeds actor_rollout_ref.rollout."
-            "prompt_length=%s: prompts near the limit will be %s (data.truncation=%s). "
-            "Set actor_rollout_ref.rollout.prompt_length=%s to avoid it.",
-            max_prompt, tokens.max_len, rollout.prompt_length,
-            "refused" if truncation == "error" else "truncated", truncation, max_prompt + tokens.max_len,
-        )
-    policy_loss = config.actor_rollout_ref.actor.get("policy_loss", None) or {}
-    check_decision_loss(options, policy_loss)
+    check_prompt_budget(config, tokens.max_len)
     if options.decision_in_response:
         moved = max(len(tokens.decision_tail(m)) for m in FORCED_MODES)
         if rollout.response_length <= moved:
@@ -120,7 +148,7 @@ def startup_check(config: Any, tokenizer: Any, processor: Any) -> BPORolloutOpti
         corrected = policy_loss.get("decision_old_log_prob", None) is not None
         if not (corrected or corr.get("bypass_mode", False) or corr.get("rollout_is", None)):
             logger.warning(
-                "bpo.train_mode_token=true without algorithm.rollout_correction.bypass_mode=true or "
+                "bpo.decision_token.position=response without algorithm.rollout_correction.bypass_mode=true or "
                 "algorithm.rollout_correction.rollout_is=token: the forced decision token is trained with the "
                 "plain PPO ratio, without the correction for having been forced (see r4b_verl/rollout/README.md)"
             )

@@ -40,7 +40,8 @@ def compose(model_dir):
                     "actor_rollout_ref.rollout.name=vllm",
                     "actor_rollout_ref.rollout.n=4",
                     "actor_rollout_ref.rollout.agent.default_agent_loop=bpo_bimode",
-                    "data.max_prompt_length=64",
+                    "data.max_prompt_length=56",  # + 8 of room for the mode prefix, as the recipes size it
+                    "data.filter_overlong_prompts=true",
                     "actor_rollout_ref.rollout.prompt_length=64",
                     "actor_rollout_ref.rollout.response_length=16",
                     *overrides,

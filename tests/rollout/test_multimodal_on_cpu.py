@@ -23,7 +23,8 @@ def vl_worker(compose, make_worker, *overrides):
 
 
 def test_image_prompt_bimode(compose, make_worker, fake_tq, helpers):
-    worker, processor = vl_worker(compose, make_worker, "actor_rollout_ref.rollout.prompt_length=48")
+    worker, processor = vl_worker(compose, make_worker, "data.max_prompt_length=40",
+                                   "actor_rollout_ref.rollout.prompt_length=48")
 
     image = Image.new("RGB", (60, 60), "red")
     content = [{"type": "image", "image": image}, {"type": "text", "text": "What is 1 + 2?"}]

@@ -14,10 +14,13 @@ from r4b_verl.rollout.prefixes import PrefixConfigError
         (["+bpo.think_fraction=1.0"], r"bpo\.think_fraction"),
         (["+bpo.think_fraction=1.5"], r"bpo\.think_fraction"),
         (["+bpo.think_fraction=half"], r"bpo\.think_fraction"),
-        (["+bpo.think_fraction=0.1"], r"bpo\.think_fraction=0\.1 with actor_rollout_ref\.rollout\.n=4 gives 0"),
-        (["+bpo.think_fraction=0.9"], r"gives 4 thinking and 0 non-thinking"),
+        (["+bpo.think_fraction=0.1"], r"rollout\.n=4 with bpo\.think_fraction=0\.1 does not split into whole groups"),
+        (["+bpo.think_fraction=0.9"], r"\(3\.6 thinking responses per prompt\)"),
         (["actor_rollout_ref.rollout.n=1"], r"actor_rollout_ref\.rollout\.n=1"),
-        (["+bpo.thinkfraction=0.5"], r"unknown key\(s\) bpo\.thinkfraction"),
+        # 1.5 thinking responses: no silent rounding to 2 + 1
+        (["actor_rollout_ref.rollout.n=3"], r"rollout\.n=3 with bpo\.think_fraction=0\.5 does not split into whole"),
+        (["+bpo.prefix_tokens=-1"], r"bpo\.prefix_tokens"),
+        (["+bpo.thinkfraction=0.5"], r"unknown key\(s\) bpo\.thinkfraction \(did you mean bpo\.think_fraction\?\)"),
         (["+bpo.val_mode=sometimes"], r"bpo\.val_mode"),
         (["+bpo.train_mode_token=maybe"], r"bpo\.train_mode_token"),
         (["+bpo.prefix_preset=qwen9"], r"bpo\.prefix_preset='qwen9' is unknown"),
@@ -87,8 +90,7 @@ def test_a_training_row_without_session_id_is_refused(compose, make_worker):
     assert worker.test_server.calls == []
 
 
-def test_prompt_budget_warning_names_the_effective_truncation(compose, make_worker, caplog):
-    # data.truncation=null means verl's default "error": the warning must say prompts are refused, not cut
-    with caplog.at_level("WARNING", logger="r4b_verl"):
-        make_worker(compose("data.truncation=null"))  # max_prompt_length == prompt_length: no room for the prefix
-    assert "will be refused (data.truncation=error)" in caplog.text
+def test_prompt_budget_refusal_names_the_effective_truncation(compose, make_worker):
+    # data.truncation=null means verl's default "error": prompts near the limit would be refused, so start-up refuses
+    with pytest.raises(BPOConfigError, match=r"prompt_length=59 < data\.max_prompt_length=56 .*data\.truncation=error"):
+        make_worker(compose("data.truncation=null", "actor_rollout_ref.rollout.prompt_length=59"))

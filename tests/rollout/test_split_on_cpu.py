@@ -9,7 +9,7 @@ from r4b_verl.rollout.options import BPORolloutOptions
 
 @pytest.mark.parametrize(
     "n, fraction, n_think",
-    [(2, 0.5, 1), (4, 0.5, 2), (16, 0.5, 8), (3, 0.5, 2), (4, 0.25, 1), (8, 0.75, 6), (6, 1 / 3, 2)],
+    [(2, 0.5, 1), (4, 0.5, 2), (16, 0.5, 8), (4, 0.25, 1), (8, 0.75, 6), (6, 1 / 3, 2)],
 )
 def test_split_by_session_id(compose, make_worker, fake_tq, helpers, n, fraction, n_think):
     worker = make_worker(compose(f"actor_rollout_ref.rollout.n={n}", f"+bpo.think_fraction={fraction}"))

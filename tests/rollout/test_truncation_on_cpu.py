@@ -36,7 +36,9 @@ def test_long_prompt_truncated_prefix_kept(compose, make_worker, fake_tq, helper
 
 
 def test_error_truncation_refuses_a_prompt_that_does_not_fit(compose, make_worker, fake_tq):
-    worker = make_worker(compose("data.truncation=error", "actor_rollout_ref.rollout.prompt_length=40"))
+    # a prompt verl's start-up filter let through (it measures without the prefix): refused, never cut
+    worker = make_worker(compose("data.truncation=error", "data.max_prompt_length=32",
+                                 "actor_rollout_ref.rollout.prompt_length=40"))
     with pytest.raises(ValueError, match=r"data\.truncation='error'.*actor_rollout_ref\.rollout\.prompt_length"):
         run_session(worker, prompt=LONG, session_id=0)
     assert worker.test_server.calls == []  # refused before generating
@@ -50,3 +52,26 @@ def test_fit_prompt_rules():
     assert fit_prompt(ids, 5, "middle", False) == [0, 1, 7, 8, 9] == verl_truncate(ids, 5, "middle")
     with pytest.raises(ValueError, match="cannot be truncated"):
         fit_prompt(ids, 4, "left", multimodal=True)  # placeholders would lose their images
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        # the loop would refuse prompts near the limit, and verl would drop their groups mid-step
+        (["data.truncation=error", "actor_rollout_ref.rollout.prompt_length=40"],
+         r"prompt_length=40 < data\.max_prompt_length=56 \+ the 4-token mode prefix"),
+        # nothing drops the over-long prompts at start-up
+        (["data.truncation=error", "data.filter_overlong_prompts=false"], r"data\.filter_overlong_prompts=true"),
+    ],
+)
+def test_error_truncation_budget_refused_at_start(compose, make_worker, overrides, match):
+    from r4b_verl.rollout.options import BPOConfigError
+
+    with pytest.raises(BPOConfigError, match=match):
+        make_worker(compose(*overrides))
+
+
+def test_cutting_truncation_needs_no_filter(compose, make_worker):
+    worker = make_worker(compose("data.truncation=left", "data.filter_overlong_prompts=false",
+                                 "actor_rollout_ref.rollout.prompt_length=40"))
+    assert worker.bpo_options.prefix_tokens == 8
