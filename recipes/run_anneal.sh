@@ -8,7 +8,14 @@
 #   NPROC (processes = GPUs of this node; default 8, 1 with a CPU recipe), VAL (validation parquet, optional),
 #   OUT (trainer.default_local_dir; default checkpoints/$RECIPE under the current directory),
 #   NNODES (default 1) and RDZV_ENDPOINT (host:port of the c10d rendezvous; with it, this node joins a
-#   multi-node run instead of --standalone: recipes/anneal.sbatch sets both on every node), RDZV_ID.
+#   multi-node run instead of --standalone: recipes/anneal.sbatch sets both on every node), RDZV_ID,
+#   THINK_TOKENS (opt-in; only value: add): for a base model whose tokenizer has no single-token <think> /
+#   </think> (Qwen2.5, Qwen2.5-VL as far as we know; r4b_verl/anneal/README.md, Model families), first run
+#   `python -m r4b_verl.anneal.think_tokens --model MODEL --out $OUT/base_with_think_tokens` (adds the tags as
+#   tokens, sizes and initialises their embedding rows) and train from that directory; a directory holding a
+#   finished conversion of the same MODEL (its r4b_think_tokens.json) is reused; a model that has the tags
+#   is trained as it is. THINK_TOKENS_ARGS: extra options of that command (--init mean, --trust-remote-code).
+#   One node only: with NNODES>1 run the command once yourself and pass its --out as MODEL.
 set -euo pipefail
 
 if (( $# < 2 )); then
@@ -30,6 +37,39 @@ fi
 NPROC=${NPROC:-8}
 NNODES=${NNODES:-1}
 RDZV_ENDPOINT=${RDZV_ENDPOINT:-}
+THINK_TOKENS=${THINK_TOKENS:-}
+
+if [[ -n $THINK_TOKENS ]]; then
+    if [[ $THINK_TOKENS != add ]]; then
+        echo "THINK_TOKENS=$THINK_TOKENS: the only value is 'add' (unset: no conversion)" >&2
+        exit 2
+    fi
+    if (( NNODES > 1 )); then
+        # every node runs this script: they would all write the same directory at once
+        echo "THINK_TOKENS=add with NNODES=$NNODES: the nodes would race to write the converted model." >&2
+        echo "Convert once first:  $PYTHON -m r4b_verl.anneal.think_tokens --model $MODEL --out DIR" >&2
+        echo "then run with MODEL=DIR and without THINK_TOKENS" >&2
+        exit 2
+    fi
+    converted="$OUT/base_with_think_tokens"
+    marker="$converted/r4b_think_tokens.json"  # r4b_verl.anneal.think_tokens.MARKER, written last
+    if [[ -f $marker ]]; then
+        src=$MODEL; [[ -d $MODEL ]] && src=$(cd "$MODEL" && pwd -P)
+        done_from=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["source"])' "$marker")
+        if [[ $done_from != "$src" ]]; then
+            echo "THINK_TOKENS=add: $converted holds a conversion of $done_from, not of $src: delete it or set OUT" >&2
+            exit 2
+        fi
+        echo "THINK_TOKENS=add: reusing $converted (a finished conversion of $src)"
+    else
+        # --force: no marker means an interrupted earlier conversion (or none); the directory is this script's
+        # shellcheck disable=SC2086  # THINK_TOKENS_ARGS is a list of options
+        "$PYTHON" -m r4b_verl.anneal.think_tokens --model "$MODEL" --out "$converted" --force ${THINK_TOKENS_ARGS:-}
+    fi
+    if [[ -f $marker ]]; then
+        MODEL=$converted
+    fi  # else the model has the tags already: the command said "nothing to add" and wrote nothing
+fi
 
 # torch.distributed.run is torchrun, run by $PYTHON so the job uses that interpreter's packages;
 # --standalone: rendezvous on localhost, a free port; else every node meets at RDZV_ENDPOINT (c10d)
