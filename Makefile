@@ -158,10 +158,6 @@ require_job = $(call require,MODEL,path or HF id of the model)$(call require,TRA
 no_digits = $(subst 0,,$(subst 1,,$(subst 2,,$(subst 3,,$(subst 4,,$(subst 5,,$(subst 6,,$(subst 7,,$(subst 8,,$(subst 9,,$(1)))))))))))
 # $(call count,VAR,what[,zero ok]): VAR is one whole number, >= 1 unless the third argument is set.
 count = $(if $(and $(filter 1,$(words $($(1)))),$(if $(call no_digits,$($(1))),,y),$(or $(3),$(subst 0,,$($(1))))),,$(error $(1)=$($(1)): $(2)))
-# Local paths of a value (one path, or a Hydra list [a,b]): absolute, ./, ../ or ~; no URIs or HF ids.
-comma := ,
-local_paths = $(foreach p,$(subst $(comma), ,$(subst [,,$(subst ],,$(subst ',,$(subst ",,$(1)))))),$(if $(findstring ://,$(p)),,$(filter /% ./% ../% ~%,$(p))))
-exists = $(foreach p,$(call local_paths,$($(1))),$(if $(wildcard $(p)),,$(error $(1)=$($(1)): no such file or directory: $(p) (checked on this host: the nodes read the same shared path))))
 check_slurm = $(call count,NNODES,number of nodes: a whole number >= 1)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))
 
 # Stage-1 jobs on a cluster (anneal-slurm, anneal-submit): what both check before submitting.
@@ -243,11 +239,14 @@ eval: ## MODEL= DATA= [CHECKPOINT=]: verl's validation in think, no_think and au
 anneal: ## MODEL= DATA=: stage 1, bi-mode annealing SFT on verl's SFT trainer, torchrun on NGPUS processes
 	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)
 	PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
-		OUT=$(call q,$(ANNEAL_OUT)) VAL=$(call q,$(ANNEAL_VAL)) \
+		OUT=$(call q,$(ANNEAL_OUT)) VAL=$(call q,$(ANNEAL_VAL)) PREFLIGHT=$(if $(strip $(PREFLIGHT)),1,0) \
 		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (MODEL= DATA=; ANNEAL_OUT on shared storage)
-	$(check_anneal_job)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))$(call exists,MODEL)$(call exists,DATA)
+	$(check_anneal_job)$(if $(NGPUS),$(call count,NGPUS,GPUs per node: a whole number or empty,y))$(if $(CPUS),$(call count,CPUS,CPUs per node: a whole number >= 1 or empty))
+	$(if $(strip $(PREFLIGHT)),PREFLIGHT_ONLY=1 PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) \
+		NPROC=$(call q,$(NGPUS)) NNODES=$(NNODES) OUT=$(call q,$(abspath $(ANNEAL_OUT))) VAL=$(call q,$(ANNEAL_VAL)) \
+		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS),: preflight skipped)
 	JOB_PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
 		OUT=$(call q,$(abspath $(ANNEAL_OUT))) VAL=$(call q,$(ANNEAL_VAL)) RDZV_PORT=$(call q,$(RDZV_PORT)) \
 		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
@@ -259,13 +258,15 @@ anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (
 # the cluster the job runs on, and places NNODES x NGPUS TrainingWorker actors (one GPU each) there.
 # The job runs in the shipped copy of this checkout: a relative path that exists here is made absolute.
 local_abs = $(if $(wildcard $(1)),$(abspath $(1)),$(1))
+ANNEAL_SUBMIT_JOB = +recipe=$(ANNEAL_RECIPE) \
+	model.path=$(call q,$(call local_abs,$(MODEL))) data.train_files=$(call q,$(call local_abs,$(DATA))) \
+	$(call opt,data.val_files,$(call local_abs,$(ANNEAL_VAL))) trainer.default_local_dir=$(call q,$(abspath $(ANNEAL_OUT))) \
+	trainer.nnodes=$(NNODES) trainer.n_gpus_per_node=$(NGPUS) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 anneal-submit: ## ray job submit stage 1 (verl.trainer.sft_trainer_ray) to RAY_ADDRESS: MODEL= DATA= [NNODES= NGPUS=]
 	$(check_anneal_job)$(call count,NGPUS,GPUs per node: a whole number >= 1)
+	$(RUN_PREFLIGHT) sft $(ANNEAL_SUBMIT_JOB)
 	$(RAY) job submit --address=$(call q,$(RAY_ADDRESS)) $(call opt,--runtime-env,$(RUNTIME_ENV)) \
-		$(SUBMIT_ARGS) -- $(JOB_PYTHON) -m verl.trainer.sft_trainer_ray +recipe=$(ANNEAL_RECIPE) \
-		model.path=$(call q,$(call local_abs,$(MODEL))) data.train_files=$(call q,$(call local_abs,$(DATA))) \
-		$(call opt,data.val_files,$(call local_abs,$(ANNEAL_VAL))) trainer.default_local_dir=$(call q,$(abspath $(ANNEAL_OUT))) trainer.nnodes=$(NNODES) trainer.n_gpus_per_node=$(NGPUS) \
-		$(call opt,trainer.logger,$(LOGGER)) $(ARGS)
+		$(SUBMIT_ARGS) -- $(JOB_PYTHON) -m verl.trainer.sft_trainer_ray $(ANNEAL_SUBMIT_JOB)
 
 stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `ray stop` (ALL Ray here)
 	$(RAY_NODE_ENV) bash recipes/ray_node.sh stop $(RAY_STOP_ARGS)

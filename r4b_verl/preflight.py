@@ -30,6 +30,7 @@ import os
 import re
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -89,7 +90,11 @@ def explain(exc: BaseException) -> str:
     """The innermost message: verl's dataclass conversions wrap their assertions in Hydra's InstantiationException."""
     while exc.__cause__ is not None and type(exc).__name__ in ("InstantiationException", "ConfigCompositionException"):
         exc = exc.__cause__
-    text = str(exc).strip() or type(exc).__name__
+    text = str(exc).strip()
+    if not text and exc.__traceback__ is not None:  # a bare assert: the failing line says what it wanted
+        frame = traceback.extract_tb(exc.__traceback__)[-1]
+        text = f"{frame.line} ({os.path.basename(frame.filename)}:{frame.lineno})"
+    text = text or type(exc).__name__
     return text if isinstance(exc, (ValueError, AssertionError)) else f"{type(exc).__name__}: {text}"
 
 
@@ -108,17 +113,19 @@ def closest_key(kind: str, overrides: Sequence[str], error: BaseException) -> st
     if not match:
         return ""
     key = match.group(1)
-    parent, _, leaf = key.rpartition(".")
     try:
-        base = compose(kind, [o for o in overrides if _GROUP_CHOICE.match(o)])
+        node: Any = compose(kind, [o for o in overrides if _GROUP_CHOICE.match(o)])
     except Exception:  # noqa: BLE001 - the hint is optional
         return ""
-    node = OmegaConf.select(base, parent) if parent else base
-    hint = ""
-    if isinstance(node, DictConfig):
-        close = difflib.get_close_matches(leaf, [str(k) for k in node.keys()], n=1)
-        if close:
-            hint = f" Did you mean {parent + '.' if parent else ''}{close[0]}?"
+    hint, seen = "", []
+    for part in key.split("."):  # down to the first part the config lacks
+        if not isinstance(node, DictConfig):
+            break
+        if part not in node:
+            close = difflib.get_close_matches(part, [str(k) for k in node.keys()], n=1)
+            hint = f" Did you mean {'.'.join([*seen, close[0]])}?" if close else ""
+            break
+        node, seen = node[part], [*seen, part]
     return f"{key} is not a key of this config.{hint} (A new key is added with +{key}=..., one that may be absent with ++.)"
 
 

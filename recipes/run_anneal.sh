@@ -4,7 +4,7 @@
 # runs  torchrun --standalone --nnodes=1 --nproc-per-node=$NPROC -m verl.trainer.sft_trainer \
 #           +recipe=$RECIPE model.path=MODEL data.train_files=DATA [data.val_files=$VAL] ...
 # and prints the HF model directory the RL stage (+recipe=r4b_bpo) takes as actor_rollout_ref.model.path.
-# Environment: PYTHON (default python), RECIPE (default r4b_anneal; r4b_anneal_cpu runs on CPU),
+# Environment: PREFLIGHT (0: skip the preflight), PREFLIGHT_ONLY (1: stop after it), PYTHON (default python), RECIPE (default r4b_anneal; r4b_anneal_cpu runs on CPU),
 #   NPROC (processes = GPUs of this node; default 8, 1 with a CPU recipe), VAL (validation parquet, optional),
 #   OUT (trainer.default_local_dir; default checkpoints/$RECIPE under the current directory),
 #   NNODES (default 1) and RDZV_ENDPOINT (host:port of the c10d rendezvous; with it, this node joins a
@@ -39,6 +39,16 @@ NNODES=${NNODES:-1}
 RDZV_ENDPOINT=${RDZV_ENDPOINT:-}
 THINK_TOKENS=${THINK_TOKENS:-}
 
+# The trainer's overrides, checked first by the preflight (r4b_verl/preflight.py: verl's config conversions,
+# the files' messages column, enough rows for a batch) in seconds, before torchrun and a model load.
+# PREFLIGHT=0 skips it; PREFLIGHT_ONLY=1 stops after it (make anneal-slurm runs that on the submitting host).
+job=(+recipe="$RECIPE" model.path="$MODEL" data.train_files="$DATA" ${VAL:+data.val_files="$VAL"}
+     trainer.default_local_dir="$OUT" trainer.n_gpus_per_node="$NPROC" trainer.nnodes="$NNODES" "$@")
+if [[ ${PREFLIGHT:-1} != 0 ]]; then
+    "$PYTHON" -m r4b_verl.preflight sft "${job[@]}"
+fi
+[[ ${PREFLIGHT_ONLY:-0} == 0 ]] || exit 0
+
 if [[ -n $THINK_TOKENS ]]; then
     if [[ $THINK_TOKENS != add ]]; then
         echo "THINK_TOKENS=$THINK_TOKENS: the only value is 'add' (unset: no conversion)" >&2
@@ -68,6 +78,7 @@ if [[ -n $THINK_TOKENS ]]; then
     fi
     if [[ -f $marker ]]; then
         MODEL=$converted
+        job=("${job[@]/#model.path=*/model.path=$MODEL}")
     fi  # else the model has the tags already: the command said "nothing to add" and wrote nothing
 fi
 
@@ -80,10 +91,7 @@ else
     rendezvous=(--standalone --nnodes=1)
 fi
 "$PYTHON" -m torch.distributed.run "${rendezvous[@]}" --nproc-per-node="$NPROC" \
-    -m verl.trainer.sft_trainer +recipe="$RECIPE" \
-    model.path="$MODEL" data.train_files="$DATA" ${VAL:+data.val_files="$VAL"} \
-    trainer.default_local_dir="$OUT" trainer.n_gpus_per_node="$NPROC" trainer.nnodes="$NNODES" \
-    "$@"
+    -m verl.trainer.sft_trainer "${job[@]}"
 [[ ${SLURM_PROCID:-0} == 0 ]] || exit 0  # the checkpoint is reported once, by the first node
 
 tracker="$OUT/latest_checkpointed_iteration.txt"

@@ -50,7 +50,13 @@ def run(args, overrides: list[str]) -> int:
     print("== evaluation:", " ".join(cmd), flush=True)
     if args.dry_run:
         return 0
-    code = run_validation(cmd, out, "eval.log")
+    from r4b_verl.preflight import PreflightError
+
+    try:
+        code = run_validation(cmd, out, "eval.log")
+    except PreflightError as exc:
+        print(f"[r4b-verl eval] the preflight refused the evaluation command: {exc}", file=sys.stderr)
+        return 1
     if code != 0:
         print(f"[r4b-verl eval] the evaluation run failed (exit {code}); its output: {out / 'eval.log'}", file=sys.stderr)
         return code

@@ -56,7 +56,14 @@ def eval_command(model: str, data: str, out: Path, recipe: str = "r4b_bpo", n: i
 
 def run_validation(cmd: list[str], out: Path, log_name: str) -> int:
     """Run ``cmd`` in ``out/run`` (verl writes relative paths, outputs/ and checkpoints/, under its working
-    directory), its output streamed and kept in ``out/log_name``; returns the exit code."""
+    directory), its output streamed and kept in ``out/log_name``; returns the exit code.
+
+    The command's overrides go through the preflight first (``r4b_verl.preflight``): a command verl would refuse
+    raises :class:`~r4b_verl.preflight.PreflightError` here, before Ray and a model load.
+    """
+    from r4b_verl.preflight import require
+
+    require("ppo", cmd[cmd.index("verl.trainer.main_ppo") + 1 :])
     (out / "run").mkdir(parents=True, exist_ok=True)
     return run_streaming(cmd, cwd=out / "run", log=out / log_name)
 
