@@ -135,6 +135,8 @@ ANNEAL_RECIPE ?= r4b_anneal
 ANNEAL_OUT ?= checkpoints/r4b_anneal
 #> anneal: validation parquet in the SFT format (val/loss), data.val_files; empty = none
 ANNEAL_VAL ?=
+#> anneal: `add` gives a tokenizer without single-token <think>/</think> the tags first (python -m r4b_verl.anneal.think_tokens); empty = no
+THINK_TOKENS ?=
 #> anneal-slurm: port of the c10d rendezvous on the first node
 RDZV_PORT ?= 29500
 #> eval: output directory (report, plots, generations, metrics)
@@ -240,6 +242,7 @@ anneal: ## MODEL= DATA=: stage 1, bi-mode annealing SFT on verl's SFT trainer, t
 	$(call require,MODEL,path or HF id of the model)$(call require,DATA,bi-mode SFT parquet file(s) in verl's messages format)
 	PYTHON=$(call q,$(JOB_PYTHON)) RECIPE=$(call q,$(ANNEAL_RECIPE)) NPROC=$(call q,$(NGPUS)) \
 		OUT=$(call q,$(ANNEAL_OUT)) VAL=$(call q,$(ANNEAL_VAL)) PREFLIGHT=$(if $(strip $(PREFLIGHT)),1,0) \
+		THINK_TOKENS=$(call q,$(THINK_TOKENS)) \
 		bash recipes/run_anneal.sh $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (MODEL= DATA=; ANNEAL_OUT on shared storage)

@@ -83,6 +83,8 @@ def fill_placeholders(words: list[str], assets: Path) -> list[str]:
 def test_the_docs_hold_gpu_commands():
     docs = {md for md, _ in documented_commands()}
     assert {"README.md", "recipes/README.md", "r4b_verl/methods/README.md", "r4b_verl/reward/README.md"} <= docs
+    targets = {target for _, target, _ in documented_make_lines()}
+    assert targets == set(LAUNCH_TARGETS)
 
 
 @pytest.mark.parametrize("where, command", documented_commands())
@@ -92,6 +94,70 @@ def test_every_documented_gpu_command_passes(assets, where, command):
     assert report.world_size == 8
     assert "verl validate_config (world size 8)" in report.passed
     assert "bi-mode rollout: bpo block, split, loss, prompt budget (with the tokenizer)" in report.passed
+
+
+def documented_make_lines() -> list[tuple[str, str, list[str]]]:
+    """(README, target, variables) of every ``make <launch target> ...`` in a code block, CPU recipes aside."""
+    found = []
+    for md in sorted(REPO.glob("**/README.md")):
+        if any(part.startswith(".") for part in md.relative_to(REPO).parts):
+            continue
+        for block in re.findall(r"```[\w-]*\n(.*?)```", md.read_text(), re.S):
+            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+                m = re.match(r"\s*make (\S+)(.*)", line.split(" #")[0])
+                if m and m.group(1) in LAUNCH_TARGETS and not re.search(r"RECIPE=\w+_cpu", line):
+                    found.append((str(md.relative_to(REPO)), m.group(1), shlex.split(m.group(2))))
+    return found
+
+
+LAUNCH_TARGETS = ("train", "submit", "slurm", "preflight", "anneal", "anneal-submit", "anneal-slurm", "eval")
+
+
+def fill_make_placeholders(target: str, words: list[str], assets: Path, sft: Path, tmp: Path) -> list[str]:
+    """The docs' placeholder variables made real; optional parts ([...]) kept; paths no test can hold dropped."""
+    real = {"MODEL": assets / "model", "TRAIN": assets / "train.parquet", "VAL": assets / "val.parquet",
+            "DATA": sft if target.startswith("anneal") else assets / "val.parquet", "ANNEAL_OUT": tmp / "anneal",
+            "EVAL_OUT": tmp / "eval"}
+    out = []
+    for word in words:
+        if re.match(r"^\[?[A-Z_]+=", word):
+            word = word.lstrip("[").removesuffix("]")
+        name, _, value = word.partition("=")
+        if name in ("CHECKPOINT", "ANNEAL_VAL"):
+            continue  # a checkpoint or file of the user's run: not what the start-up checks read
+        out.append(f"{name}={real[name]}" if name in real else word)
+    return out
+
+
+def preflight_words(lines: list[list[str]]) -> tuple[str, list[str]]:
+    pre = next(w for w in lines if w[1:3] == ["-m", "r4b_verl.preflight"])
+    return pre[3], pre[4:]
+
+
+def eval_overrides(lines: list[list[str]], tmp: Path) -> list[str]:
+    """make eval runs python -m r4b_verl.evaluate run ...; the main_ppo overrides it builds from its arguments."""
+    from r4b_verl.evaluate.run import eval_command, split_overrides
+
+    words = next(w for w in lines if w[1:3] == ["-m", "r4b_verl.evaluate"])
+    ours, hydra = split_overrides(words[4:])
+    opts = dict(zip(ours[::2], ours[1::2]))
+    return eval_command(opts["--model"], opts["--data"], tmp, opts["--recipe"], overrides=tuple(hydra))[3:]
+
+
+@pytest.mark.parametrize("where, target, words", documented_make_lines())
+def test_every_documented_make_command_passes(assets, sft_file, tmp_path, where, target, words):
+    variables = fill_make_placeholders(target, words, assets, sft_file, tmp_path)
+    if target in ("anneal", "anneal-slurm"):  # run_anneal.sh runs the preflight: run it up to there
+        sbatch, _ = fake_sbatch(tmp_path)
+        out = run_make(target, *variables, f"JOB_PYTHON={sys.executable}", f"SBATCH={sbatch}",
+                       env={"PREFLIGHT_ONLY": "1"})
+        assert out.returncode == 0 and re.search(r"^preflight: ok", out.stdout, re.M), f"{where}: make {target} " \
+            f"{' '.join(words)}\n{out.stdout}{out.stderr}"
+        return
+    lines = make_n(target, *variables)
+    kind, overrides = ("ppo", eval_overrides(lines, tmp_path)) if target == "eval" else preflight_words(lines)
+    report = check(kind, overrides)
+    assert report.ok, f"{where}: make {target} {' '.join(words)}\n{problems(report)}"
 
 
 # ------------------------------------------------------------------------------------ make targets
