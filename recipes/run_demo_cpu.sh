@@ -34,7 +34,7 @@ A="$OUT/assets"
 stamp() { date +%s; }
 T0=$(stamp)
 
-rm -rf "$OUT"
+"$PYTHON" -m r4b_verl.demo.outdir "$OUT"  # empties OUT only if a demo made it (its marker)
 mkdir -p "$OUT/run"
 echo "== building tiny assets in $A (tokenizer, random model, toy-math parquet, $ANNEAL_ROWS + $ANNEAL_BOTH_ROWS annealing rows)"
 "$PYTHON" -m r4b_verl.demo --out "$A" --n-anneal "$ANNEAL_ROWS" --n-anneal-both "$ANNEAL_BOTH_ROWS"

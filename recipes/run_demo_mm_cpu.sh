@@ -14,7 +14,7 @@ OUT=${OUT:-${TMPDIR:-/tmp}/r4b-verl-demo-mm}
 [[ $OUT == /* ]] || OUT="$PWD/$OUT"
 STEPS=${STEPS:-2}
 
-rm -rf "$OUT"
+"$PYTHON" -m r4b_verl.demo.outdir "$OUT"  # empties OUT only if a demo made it (its marker)
 mkdir -p "$OUT/run"
 echo "== building tiny multimodal assets in $OUT/assets (Qwen2.5-VL-style model + processor, shape images)"
 "$PYTHON" -m r4b_verl.demo.multimodal --out "$OUT/assets"
