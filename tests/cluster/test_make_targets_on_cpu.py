@@ -180,7 +180,7 @@ def test_slurm_command_line(tmp_path):
     env, cmd = split_env(cmd)
     assert env == {"RAY": "ray", "JOB_PYTHON": "python", "ENTRYPOINT": "python -m verl.trainer.main_ppo",
                    "RAY_PORT": "6379", "DASHBOARD_PORT": "8265", "NGPUS": "8",
-                   "RUNTIME_ENV": "recipes/runtime_env.yaml", "RAY_START_ARGS": "", "SUBMIT_ARGS": ""}
+                   "RUNTIME_ENV": "recipes/runtime_env.yaml", "RAY_START_ARGS": "", "SUBMIT_ARGS": "", "HEAD_IP": ""}
     script = cmd.index("recipes/slurm.sbatch")
     assert cmd[:script] == ["sbatch", "--nodes=4", "--gpus-per-node=8", "--partition=gpu", "--account=proj",
                             "--time=1-00:00:00", "--cpus-per-task=64", "--job-name=r4b_bpo", "--qos=high"]
