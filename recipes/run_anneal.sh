@@ -39,6 +39,18 @@ NNODES=${NNODES:-1}
 RDZV_ENDPOINT=${RDZV_ENDPOINT:-}
 THINK_TOKENS=${THINK_TOKENS:-}
 
+if [[ -n $THINK_TOKENS && $THINK_TOKENS != add ]]; then
+    echo "THINK_TOKENS=$THINK_TOKENS: the only value is 'add' (unset: no conversion)" >&2
+    exit 2
+fi
+if [[ -n $THINK_TOKENS ]] && (( NNODES > 1 )); then
+    # every node runs this script: they would all write the same directory at once
+    echo "THINK_TOKENS=add with NNODES=$NNODES: the nodes would race to write the converted model." >&2
+    echo "Convert once first:  $PYTHON -m r4b_verl.anneal.think_tokens --model $MODEL --out DIR" >&2
+    echo "then run with MODEL=DIR and without THINK_TOKENS" >&2
+    exit 2
+fi
+
 # The trainer's overrides, checked first by the preflight (r4b_verl/preflight.py: verl's config conversions,
 # the files' messages column, enough rows for a batch) in seconds, before torchrun and a model load.
 # PREFLIGHT=0 skips it; PREFLIGHT_ONLY=1 stops after it (make anneal-slurm runs that on the submitting host).
@@ -50,17 +62,6 @@ fi
 [[ ${PREFLIGHT_ONLY:-0} == 0 ]] || exit 0
 
 if [[ -n $THINK_TOKENS ]]; then
-    if [[ $THINK_TOKENS != add ]]; then
-        echo "THINK_TOKENS=$THINK_TOKENS: the only value is 'add' (unset: no conversion)" >&2
-        exit 2
-    fi
-    if (( NNODES > 1 )); then
-        # every node runs this script: they would all write the same directory at once
-        echo "THINK_TOKENS=add with NNODES=$NNODES: the nodes would race to write the converted model." >&2
-        echo "Convert once first:  $PYTHON -m r4b_verl.anneal.think_tokens --model $MODEL --out DIR" >&2
-        echo "then run with MODEL=DIR and without THINK_TOKENS" >&2
-        exit 2
-    fi
     converted="$OUT/base_with_think_tokens"
     marker="$converted/r4b_think_tokens.json"  # r4b_verl.anneal.think_tokens.MARKER, written last
     if [[ -f $marker ]]; then
