@@ -256,7 +256,7 @@ anneal-slurm: ## sbatch recipes/anneal.sbatch: stage 1 on NNODES nodes x NGPUS (
 		OUT=$(call q,$(abspath $(ANNEAL_OUT))) VAL=$(call q,$(ANNEAL_VAL)) RDZV_PORT=$(call q,$(RDZV_PORT)) \
 		$(SBATCH) --nodes=$(NNODES) $(call opt,--gpus-per-node,$(NGPUS)) \
 		$(call opt,--partition,$(PARTITION)) $(call opt,--account,$(ACCOUNT)) $(call opt,--time,$(WALLTIME)) \
-		$(call opt,--cpus-per-task,$(CPUS)) $(call opt,--job-name,$(EXPERIMENT)) $(SBATCH_ARGS) \
+		$(call opt,--cpus-per-task,$(CPUS)) $(SBATCH_ARGS) \
 		recipes/anneal.sbatch $(call q,$(MODEL)) $(call q,$(DATA)) $(call opt,trainer.logger,$(LOGGER)) $(ARGS)
 
 # verl's Ray SFT trainer (verl/trainer/sft_trainer_ray.py): the driver calls a bare ray.init(), so it joins

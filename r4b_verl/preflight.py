@@ -192,19 +192,15 @@ def batch_sizes(config: DictConfig, world_size: int) -> None:
 
 
 def reward_options(config: DictConfig) -> str:
-    """The reward's options and values, and every reward the routes name, as the first reward call would see them."""
-    from r4b_verl.methods.rewards import method_options
-    from r4b_verl.reward.router import check_targets
-    from r4b_verl.reward.settings import settings_from
+    """The reward's options and values and every reward the routes name; a note when the reward is not ours."""
+    from r4b_verl.data.startup import our_reward
+    from r4b_verl.methods.rewards import check_reward_options
 
     custom = config.reward.get("custom_reward_function") or {}
     path = str(custom.get("path") or "")
-    if path not in ("pkg://r4b_verl.reward", "pkg://r4b_verl.methods.rewards") and not path.endswith("reward_fns/r4b.py"):
+    if not our_reward(path):
         return f"reward {path or '(verl default)'} is not r4b-verl's: its options are not checked here"
-    kwargs = OmegaConf.to_container(custom.get("reward_kwargs") or {}, resolve=True)
-    if path.endswith("methods.rewards"):
-        method_options(kwargs.pop("method", None))
-    check_targets(settings_from(kwargs))
+    check_reward_options(path, OmegaConf.to_container(custom.get("reward_kwargs") or {}, resolve=True))
     return ""
 
 

@@ -83,6 +83,10 @@ def check_file(path, settings: Settings = Settings(), *, decode: bool = True, to
                reward: str | None = None) -> FileReport:
     """Check every row of one ``.parquet`` / ``.json`` / ``.jsonl`` RL file."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".parquet", ".json", ".jsonl"))
+        hint = f" (it holds {', '.join(found[:5])}{' ...' if len(found) > 5 else ''}: name the file)" if found else ""
+        raise DataCheckError(f"{path} is a directory; the check takes RL files{hint}")
     if not path.is_file():
         raise DataCheckError(f"data file not found: {path}")
     suffix = path.suffix.lower()

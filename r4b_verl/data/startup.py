@@ -25,7 +25,7 @@ from r4b_verl.rollout.options import BPORolloutOptions
 from .check import DataCheckError, FileReport, check_file
 
 logger = logging.getLogger("r4b_verl")
-OUR_REWARDS = ("pkg://r4b_verl.reward", "reward_fns/r4b.py")
+OUR_REWARDS = ("pkg://r4b_verl.reward", "pkg://r4b_verl.methods.rewards", "reward_fns/r4b.py")
 SHOW = 20
 
 
@@ -37,16 +37,35 @@ def _files(value) -> list[str]:
     return [str(value)]
 
 
+def our_reward(path: str) -> bool:
+    """``reward.custom_reward_function.path`` names one of r4b-verl's rewards (the engine, the methods', the file)."""
+    return path in OUR_REWARDS[:2] or path.endswith(OUR_REWARDS[2])
+
+
+def _reward(config) -> tuple[str, dict]:
+    custom = (config.get("reward") or {}).get("custom_reward_function") or {}
+    kwargs = custom.get("reward_kwargs") or {}
+    if isinstance(kwargs, DictConfig):
+        kwargs = OmegaConf.to_container(kwargs, resolve=True)
+    return str(custom.get("path") or ""), dict(kwargs)
+
+
 def reward_settings(config) -> tuple[Settings, str | None]:
     """(settings, fixed reward name): the recipe's reward routes rows; another reward only needs a ground truth."""
-    custom = (config.get("reward") or {}).get("custom_reward_function") or {}
-    path = str(custom.get("path") or "")
-    if path.startswith(OUR_REWARDS[0]) or path.endswith(OUR_REWARDS[1]):
-        kwargs = custom.get("reward_kwargs") or {}
-        if isinstance(kwargs, DictConfig):
-            kwargs = OmegaConf.to_container(kwargs, resolve=True)
+    path, kwargs = _reward(config)
+    if our_reward(path):
+        kwargs.pop("method", None)  # the methods' table (r4b_verl/methods/rewards.py) sits on the same engine
         return settings_from(kwargs), None
     return Settings(), f"reward function {path or '(verl default)'}"
+
+
+def check_reward_config(config) -> None:
+    """The reward's options, values and route targets, in the driver: a typo fails here, not at the first reward."""
+    from r4b_verl.methods.rewards import check_reward_options
+
+    path, kwargs = _reward(config)
+    if our_reward(path):
+        check_reward_options(path, kwargs)
 
 
 def check_config_data(config) -> list[FileReport]:
@@ -87,7 +106,7 @@ def check_config_data(config) -> list[FileReport]:
 
 
 class DataCheckCallback(Callback):
-    """Hydra callback: the cheap data check, in the driver, before the training job starts.
+    """Hydra callback: the reward options and the cheap data check, in the driver, before the training job starts.
 
     Hydra turns a callback's exception into a warning and runs the job anyway, so a refusal leaves
     as ``SystemExit`` (not an ``Exception``), the way ``r4b_verl.plugin`` refuses a recipe that did not compose.
@@ -95,6 +114,7 @@ class DataCheckCallback(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
         try:
+            check_reward_config(config)
             check_config_data(config)
         except ValueError as exc:  # DataCheckError, BPOConfigError, a bad reward_kwargs option: each names its fix
             sys.exit(f"[r4b-verl] ERROR: {exc}")

@@ -57,6 +57,21 @@ def method_options(method: Any) -> tuple[str, dict]:
     return name, options
 
 
+def check_reward_options(path: str, reward_kwargs: Mapping) -> None:
+    """Every option, value and route target of r4b-verl's rewards, as the first reward call reads them.
+
+    ``path`` is ``reward.custom_reward_function.path`` (``pkg://r4b_verl.reward`` or this module); raises a
+    ``ValueError`` naming the key. The start-up check and the preflight call it before any worker starts.
+    """
+    from r4b_verl.reward.router import check_targets
+    from r4b_verl.reward.settings import settings_from
+
+    kwargs = dict(reward_kwargs)
+    if path.endswith("methods.rewards"):
+        method_options(kwargs.pop("method", None))
+    check_targets(settings_from(kwargs))
+
+
 def heavy_repetition(text: str, ngram: int = 3, repeats: int = 10, long_word: int = 120) -> bool:
     """AutoThink's repetition test (module doc); linear in the text."""
     words = text.split()

@@ -34,7 +34,7 @@ from math_verify.parser import (
 )
 
 # math-verify's own default extraction, for the gold and for the answer: the reward is never weaker
-# than math-verify on the answer part because it *is* math-verify's reading of it (issue 15; a
+# than math-verify on the answer part because it *is* math-verify's reading of it (a
 # \boxed{}-first priority of our own lost answers math-verify reads, e.g. "final answer is ..." after a box).
 MV_DEFAULT: tuple[ExtractionTarget, ...] = (LatexExtractionConfig(), ExprExtractionConfig())
 GOLD_CONFIG: tuple[ExtractionTarget, ...] = MV_DEFAULT

@@ -1,4 +1,4 @@
-"""math-verify verdicts shared by every reward process of a node and kept across steps (issue 15).
+"""math-verify verdicts shared by every reward process of a node and kept across steps.
 
 A prompt recurs every epoch, and verl gives it to whichever reward worker (a Ray actor) gets its
 chunk: the per-process caches cannot see that the same (gold, answer) was verified last epoch by

@@ -138,3 +138,11 @@ def test_jsonl_files_and_missing_files(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "r4b_verl.data.check", str(tmp_path / "nope.parquet")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "data file not found" in proc.stderr
+
+
+def test_a_directory_is_named_with_the_files_in_it(tmp_path):
+    from r4b_verl.data.check import DataCheckError, check_file
+
+    (tmp_path / "train.parquet").write_bytes(b"")
+    with pytest.raises(DataCheckError, match=r"is a directory; the check takes RL files \(it holds train\.parquet"):
+        check_file(tmp_path)

@@ -97,3 +97,16 @@ def test_missing_data_file_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"data.train_files: data file not found: .*nope.parquet"):
         DataCheckCallback().on_job_start(compose(f"data.train_files={tmp_path / 'nope.parquet'}",
                                                  f"data.val_files={val}"))
+
+
+def test_a_bad_reward_option_value_stops_the_driver():
+    from r4b_verl.data.startup import check_reward_config
+
+    kwargs = {"default": "exactt"}
+    config = {"reward": {"custom_reward_function": {"path": "pkg://r4b_verl.reward", "reward_kwargs": kwargs}}}
+    with pytest.raises(ValueError, match=r"reward_kwargs\.default: unknown reward 'exactt'"):
+        check_reward_config(config)
+    methods = {"path": "pkg://r4b_verl.methods.rewards", "reward_kwargs": {"method": {"name": "thinkles"}}}
+    with pytest.raises(ValueError, match=r"reward_kwargs\.method must be"):
+        check_reward_config({"reward": {"custom_reward_function": methods}})
+    check_reward_config({"reward": {"custom_reward_function": {"path": "/my/reward.py", "reward_kwargs": kwargs}}})

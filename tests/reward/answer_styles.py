@@ -1,6 +1,6 @@
 """A generated corpus of answer styles: (gold as a data set writes it, answer part as a model writes it).
 
-Written for issue 15 from the ways answers show up in math RL data, not from this engine's rules:
+Written from the ways answers show up in math RL data, not from this engine's rules:
 units, percent (sign, word, separate sign), thousands and decimal separators, intervals (with
 fractions written as decimals), inequalities for intervals, sets, tuples, matrices, several boxed
 or "and"-joined answers, and text around the answer (markdown, "final answer is", equations).

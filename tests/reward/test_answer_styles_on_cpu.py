@@ -1,4 +1,4 @@
-"""Never weaker than math-verify (issue 15): on a corpus of answer styles the reward's verdict is
+"""Never weaker than math-verify: on a corpus of answer styles the reward's verdict is
 math-verify's on the answer part, case by case.
 
 The reference, written here in its own words (math-verify's defaults throughout):
@@ -80,7 +80,7 @@ def test_corpus_covers_every_family_with_unique_cases():
     assert {family for family, _, _ in cases} == set(answer_styles.FAMILIES)
 
 
-# The styles issue 15 lists as lost, against golds in the form data sets write them.
+# The styles a \boxed{}-first reading lost, against golds in the form data sets write them.
 NAMED_STYLES = [
     ("28\\%", "The answer is 28 percent."),
     ("28\\%", "The answer is 28 pct"),

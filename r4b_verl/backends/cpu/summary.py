@@ -11,6 +11,7 @@ import fnmatch
 import json
 import math
 import sys
+from pathlib import Path
 
 # (column title, metric key or fnmatch pattern; a pattern shows the mean over its matches)
 COLUMNS = (
@@ -72,8 +73,12 @@ def format_table(steps: dict[int, dict[str, float]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print("usage: python -m r4b_verl.backends.cpu.summary METRICS.jsonl", file=sys.stderr)
+    usage = "usage: python -m r4b_verl.backends.cpu.summary METRICS.jsonl   (verl's file-logger JSONL of a run)"
+    if len(argv) != 1 or argv[0] in ("-h", "--help"):
+        print(usage, file=sys.stdout if argv in (["-h"], ["--help"]) else sys.stderr)
+        return 0 if argv in (["-h"], ["--help"]) else 2
+    if not Path(argv[0]).is_file():
+        print(f"no such file: {argv[0]}\n{usage}", file=sys.stderr)
         return 2
     print(format_table(read_metrics(argv[0])))
     return 0
