@@ -8,8 +8,9 @@ INSTALLED := $(VENV)/.r4b-verl-installed
 PYTEST_ARGS ?=
 #> fuzz: extra arguments of benchmarks/fuzz_rewards.py, e.g. --cases 50000
 FUZZ_ARGS ?=
-# Extra pip arguments for the torch install, e.g. a CPU wheel index on machines without a local one.
-TORCH_PIP_ARGS ?=
+# pip arguments of the CPU torch install: PyTorch's CPU wheel index, whose 2.13.0+cpu sorts above PyPI's
+# 2.13.0 (on Linux the multi-GB CUDA build); empty = pip's own indexes and find-links only.
+TORCH_PIP_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
 .DEFAULT_GOAL := help
 .PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
