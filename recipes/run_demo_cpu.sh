@@ -97,6 +97,7 @@ status=0
     trainer.test_freq="$STEPS" \
     bpo.val_mode=all \
     trainer.validation_data_dir="$OUT/val_generations" \
+    trainer.rollout_data_dir="$OUT/rollouts" \
     "trainer.logger=[console,file]" \
     +ray_kwargs.ray_init.runtime_env.env_vars.VERL_FILE_LOGGER_PATH="$OUT/metrics.jsonl" \
     "$@" || status=$?

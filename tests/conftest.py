@@ -26,6 +26,38 @@ def checkout(tmp_path_factory) -> Path:
     return copy_checkout(tmp_path_factory.mktemp("clone") / "r4b-verl")
 
 
+def _demo_steps(out: Path) -> int:
+    return max(int(p.name.split("_")[-1]) for p in (out / "checkpoints").glob("global_step_*"))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory):
+    """The one `make demo` run the end-to-end tests share (the suite's slowest command, run once).
+
+    `make demo` exactly as the README's first command, in a fresh clone (nothing installed: it builds `.venv`
+    with the machine's python3), with `STEPS=2`. Under `.ci/run`, which has just run `make demo` on its own
+    clean clone and exported `R4B_DEMO_OUT` / `R4B_DEMO_LOG`, that run is the one the tests read: not repeated.
+    Tests only read its outputs (stage-1 checkpoint, metrics, rollout dumps, checkpoints, console log).
+    """
+    import os
+    import sys
+    from types import SimpleNamespace
+
+    out, log = os.environ.get("R4B_DEMO_OUT"), os.environ.get("R4B_DEMO_LOG")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(sys.prefix))
+    if out and log and Path(log).is_file():
+        out = Path(out)
+        return SimpleNamespace(checkout=REPO, out=out, stdout=Path(log).read_text(errors="replace"), env=env,
+                               steps=_demo_steps(out))
+    checkout = copy_checkout(tmp_path_factory.mktemp("clone") / "r4b-verl")
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    env.update(OUT=str(out), STEPS="2")
+    proc = subprocess.run(["make", "demo"], cwd=checkout, env=env, capture_output=True, text=True, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return SimpleNamespace(checkout=checkout, out=out, stdout=proc.stdout, env=env, steps=_demo_steps(out))
+
+
 def _recompute_report(lines: list[dict]) -> dict[tuple[str, str], dict]:
     """The evaluation report's numbers, recomputed straight from dump lines (independent of r4b_verl.evaluate)."""
     import statistics

@@ -1,8 +1,10 @@
 """``make compare`` on a reduced setting: every method's CPU recipe trains ONE step through verl's real trainer
 from the demo's stage-1 checkpoint (AdaptThink after its presampling run), and compare prints its table and picture.
 
-This is also the one-step training test of each recipe (+recipe=r4b_<method>_cpu). Slow by design: eight
-trainer start-ups (presampling + seven methods); about 10 minutes on 2 idle cores.
+The checkpoint and the toy files are the suite's one demo run (the ``demo`` fixture of tests/conftest.py), given
+as ``INIT_MODEL`` / ``TRAIN`` / ``VAL``; without them ``make compare`` runs that stage 1 itself (the demo script
+with ``STEPS=0``, which the demo run covers). This is also the one-step training test of each recipe
+(+recipe=r4b_<method>_cpu). Slow by design: eight trainer start-ups (presampling + seven methods).
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ FREE_CHOICE = ("grpo", "autothink", "thinkless", "adagrpo")
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory):
+def compared(demo, tmp_path_factory):
     out = tmp_path_factory.mktemp("compare")
-    cmd = ["make", f"PY={sys.executable}", "INSTALLED=", "compare", f"COMPARE_OUT={out}", "COMPARE_STEPS=1"]
+    step = (demo.out / "anneal" / "latest_checkpointed_iteration.txt").read_text().strip()
+    stage1 = demo.out / "anneal" / f"global_step_{step}" / "huggingface"
+    assets = demo.out / "assets"
+    cmd = ["make", f"PY={sys.executable}", "INSTALLED=", "compare", f"COMPARE_OUT={out}", "COMPARE_STEPS=1",
+           f"INIT_MODEL={stage1}", f"TRAIN={assets / 'train.parquet'}", f"VAL={assets / 'val.parquet'}"]
     log = out / "make.log"
     with open(log, "w") as sink:
         code = subprocess.run(cmd, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, timeout=3600).returncode
@@ -54,11 +60,11 @@ def test_every_recipe_trains_one_step(compared):
             assert 0.0 <= metrics[s]["bpo/val/toy_math_hard/think_rate"] <= 1.0, (method, s)
 
 
-def test_adaptthink_presampled_rref(compared):
+def test_adaptthink_presampled_rref(compared, demo):
     out, _ = compared
     rows = pd.read_parquet(out / "train_rref.parquet")
     ref = [e[REF_ACC_KEY] for e in rows["extra_info"]]
-    assert len(ref) == len(pd.read_parquet(out / "stage1" / "assets" / "train.parquet"))
+    assert len(ref) == len(pd.read_parquet(demo.out / "assets" / "train.parquet"))
     assert all(0.0 <= r <= 1.0 for r in ref)
     k = 4  # compare's default --k: every Rref is a multiple of 1/k
     assert all(abs(r * k - round(r * k)) < 1e-9 for r in ref)

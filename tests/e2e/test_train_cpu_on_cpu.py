@@ -1,19 +1,19 @@
 """End to end on CPU: verl 0.9.1's real trainers, as ``make demo`` runs them.
 
-The demo script (``recipes/run_demo_cpu.sh``, with a short stage 1): assets, annealing data, stage 1 on
-verl's SFT trainer (``+recipe=r4b_anneal_cpu``), then two BPO steps with ``+recipe=r4b_bpo_cpu`` from
-the stage-1 HF checkpoint (validation first, in all three modes), a checkpoint at step 2; then a second
-process that resumes from it for one more step. Everything is observed from the outside, the
-way a user sees it: verl's ``file`` logger (``VERL_FILE_LOGGER_PATH``), verl's rollout dump
-(``trainer.rollout_data_dir``), the checkpoint directory and the console log.
-
-Slow by design: asset build + three trainer start-ups, about 3 minutes on 2 cores.
+The suite's one demo run (the ``demo`` fixture of tests/conftest.py: ``make demo`` in a fresh clone, or the
+one ``.ci/run`` made): assets, annealing data, stage 1 on verl's SFT trainer (``+recipe=r4b_anneal_cpu``),
+then ``STEPS`` BPO steps with ``+recipe=r4b_bpo_cpu`` from the stage-1 HF checkpoint (validation first, in
+all three modes), a checkpoint at the last step; then a second process that resumes from a copy of it for
+one more step, and ``make eval`` on it. Everything is observed from the outside, the way a user sees it:
+verl's ``file`` logger (``VERL_FILE_LOGGER_PATH``), verl's rollout dump (``trainer.rollout_data_dir``), the
+checkpoint directory and the console log.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -30,7 +30,6 @@ N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thin
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 RUN_TIMEOUT_S = 900
 REPO = Path(__file__).resolve().parents[2]
-ANNEAL_STEPS = 150  # enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
 TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
@@ -76,25 +75,24 @@ def _train(root: Path, assets: Path, model: Path, name: str, steps: int, *extra:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(demo, tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e_cpu")
-    demo = root / "demo"
-    # the demo's stage 2 is the first BPO run: 2 steps, checkpoint at 2 (save_freq = STEPS)
-    _run(["bash", str(REPO / "recipes" / "run_demo_cpu.sh"), f"trainer.rollout_data_dir={root / 'first' / 'rollouts'}"],
-         cwd=root, log=root / "first.log", timeout=2 * RUN_TIMEOUT_S, PYTHON=PYTHON, OUT=str(demo), STEPS="2",
-         ANNEAL_STEPS=str(ANNEAL_STEPS))  # fmt: skip
-    assets, checkpoints = demo / "assets", demo / "checkpoints"
-    (root / "checkpoints").symlink_to(checkpoints)  # where _train and the tests look
-    model = demo / "anneal" / f"global_step_{ANNEAL_STEPS}" / "huggingface"
-    first = (_read_metrics(demo / "metrics.jsonl"), (root / "first.log").read_text(errors="replace"), root / "first")
-    resumed = _train(root, assets, model, "resumed", 3, "trainer.val_before_train=false")
-    return {"root": root, "demo": demo, "assets": assets, "model": model, "first": first, "resumed": resumed}
+    out, steps = demo.out, demo.steps
+    # the demo's stage 2 is the first BPO run: STEPS steps, checkpoint at STEPS (save_freq = STEPS); the
+    # resumed run and make eval work on a copy, so the shared demo output stays as the demo left it
+    shutil.copytree(out / "checkpoints", root / "checkpoints")
+    step = (out / "anneal" / "latest_checkpointed_iteration.txt").read_text().strip()
+    model = out / "anneal" / f"global_step_{step}" / "huggingface"
+    first = (_read_metrics(out / "metrics.jsonl"), demo.stdout, out)
+    resumed = _train(root, out / "assets", model, "resumed", steps + 1, "trainer.val_before_train=false")
+    return {"root": root, "demo": out, "assets": out / "assets", "model": model, "first": first, "resumed": resumed,
+            "steps": steps, "anneal_steps": int(step)}
 
 
 def test_stage_one_anneals_on_verl_and_stage_two_starts_from_it(runs):
     demo, model = runs["demo"], runs["model"]
     losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items()) if "train/loss" in m]
-    assert len(losses) == ANNEAL_STEPS and all(x == x for x in losses)
+    assert len(losses) == runs["anneal_steps"] and all(x == x for x in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 1.0, f"stage-1 train/loss did not fall: {losses[:5]} ... {losses[-5:]}"
     assert (model / "config.json").is_file() and (model / "tokenizer_config.json").is_file()
@@ -108,10 +106,10 @@ def _train_steps(metrics: dict[int, dict]) -> list[int]:
 
 def test_trains_two_steps_with_bpo(runs):
     metrics, log, _ = runs["first"]
-    assert _train_steps(metrics) == [1, 2]
+    assert _train_steps(metrics) == list(range(1, runs["steps"] + 1))
     assert "'adv_estimator': 'bpo'" in log, "the trainer did not run with algorithm.adv_estimator=bpo"
     assert "'name': 'hf_cpu'" in log
-    for step in (1, 2):
+    for step in _train_steps(metrics):
         assert "critic/advantages/max" in metrics[step]
 
 
@@ -127,7 +125,7 @@ def test_rollout_and_actor_log_probs_agree(runs):
 def test_actor_gets_a_gradient(runs):
     steps = [m for name in ("first", "resumed") for m in runs[name][0].values()]
     norms = [m["actor/grad_norm"] for m in steps if "actor/grad_norm" in m]
-    assert len(norms) == 3
+    assert len(norms) == runs["steps"] + 1
     assert all(n == n and n < float("inf") for n in norms), norms
     assert max(norms) > 0.0, f"actor grad norm is zero at every step: {norms}"
 
@@ -147,7 +145,7 @@ def test_bpo_metrics_logged(runs):
 def test_both_modes_for_every_prompt(runs):
     _, _, workdir = runs["first"]
     dumps = sorted((workdir / "rollouts").glob("*.jsonl"))
-    assert [p.stem for p in dumps] == ["1", "2"]
+    assert [p.stem for p in dumps] == [str(s) for s in range(1, runs["steps"] + 1)]
     scored = {"think": 0, "no_think": 0, "right": 0}
     for dump in dumps:
         groups: dict[str, list[str]] = defaultdict(list)
@@ -169,27 +167,27 @@ def test_both_modes_for_every_prompt(runs):
 
 
 def test_checkpoint_saved_and_resumed(runs):
-    ckpt = runs["root"] / "checkpoints"
-    assert (ckpt / "global_step_2" / "actor").is_dir()
+    ckpt, last = runs["root"] / "checkpoints", runs["steps"]
+    assert (runs["demo"] / "checkpoints" / f"global_step_{last}" / "actor").is_dir()
     metrics, log, _ = runs["resumed"]
-    assert "Resuming from" in log and "global_step_2" in log, "the second run did not resume from global_step_2"
-    assert _train_steps(metrics) == [3], f"resumed run trained steps {_train_steps(metrics)}, expected only [3]"
-    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() in {"2", "3"}
+    assert "Resuming from" in log and f"global_step_{last}" in log, f"the second run did not resume from step {last}"
+    assert _train_steps(metrics) == [last + 1], f"resumed run trained steps {_train_steps(metrics)}, expected [{last + 1}]"
+    assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() in {str(last), str(last + 1)}
 
 
 def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matches):
     # the README's evaluation of a trained checkpoint: verl's val_only validation with bpo.val_mode=all
-    root, assets = runs["root"], runs["assets"]
+    root, assets, last = runs["root"], runs["assets"], runs["steps"]
     out = root / "eval"
     repo = Path(__file__).resolve().parents[2]
     cmd = ["make", "eval", f"JOB_PYTHON={PYTHON}", "RECIPE=r4b_bpo_cpu", f"MODEL={runs['model']}",
-           f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / 'global_step_2'}", f"EVAL_OUT={out}"]
+           f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / f'global_step_{last}'}", f"EVAL_OUT={out}"]
     proc = _run(cmd, cwd=repo, log=root / "eval.log")
     printed = (root / "eval.log").read_text(errors="replace")
     assert proc.returncode == 0 and "== three-mode report of" in printed
-    assert "Resuming from" in printed and "global_step_2" in printed  # the checkpoint's weights, not the HF ones
+    assert "Resuming from" in printed and f"global_step_{last}" in printed  # the checkpoint's weights, not the HF ones
 
-    dump = out / "generations" / "2.jsonl"  # verl names the dump by the resumed global step
+    dump = out / "generations" / f"{last}.jsonl"  # verl names the dump by the resumed global step
     lines = [json.loads(line) for line in dump.read_text().splitlines()]
     n_prompts, n_samples = 16, 4  # val.parquet of the demo assets; val_kwargs.n of r4b_bpo_cpu (sampled validation)
     suffix = {"think": THINK_SUFFIX, "no_think": NO_THINK_SUFFIX, "auto": "<think>"}
@@ -202,4 +200,4 @@ def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matche
     for name in ("report.md", "tokens_per_mode.png", "think_rate.png"):
         assert str(out / name) in printed
     metrics = _read_metrics(out / "metrics.jsonl")
-    assert metrics[2]["bpo/val/forced/think/count"] == n_prompts * n_samples and "bpo/val/think_rate" in metrics[2]
+    assert metrics[last]["bpo/val/forced/think/count"] == n_prompts * n_samples and "bpo/val/think_rate" in metrics[last]
