@@ -34,7 +34,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 	touch $@
 
 test: $(INSTALLED) ## run the CPU test suite (tests/**/test_*_on_cpu.py)
-	$(PY) -m pytest --import-mode=importlib tests $(PYTEST_ARGS)
+	$(PY) -m pytest --import-mode=importlib --durations=25 tests $(PYTEST_ARGS)
 
 bench: bench-advantage bench-rewards bench-rollout bench-step ## run all benchmarks
 
