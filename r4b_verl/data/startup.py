@@ -106,14 +106,19 @@ def check_config_data(config) -> list[FileReport]:
 
 
 class DataCheckCallback(Callback):
-    """Hydra callback: the reward options and the cheap data check, in the driver, before the training job starts.
+    """Hydra callback: the bi-mode options, the reward options and the cheap data check, in the driver, before the
+    training job starts (the workers check again with the tokenizer).
 
     Hydra turns a callback's exception into a warning and runs the job anyway, so a refusal leaves
     as ``SystemExit`` (not an ``Exception``), the way ``r4b_verl.plugin`` refuses a recipe that did not compose.
     """
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        from r4b_verl.rollout.worker import startup_check
+
         try:
+            if OmegaConf.select(config, "actor_rollout_ref.rollout.agent.default_agent_loop") == "bpo_bimode":
+                startup_check(config)  # the bi-mode checks that need no tokenizer: bpo block, split of n, loss
             check_reward_config(config)
             check_config_data(config)
         except ValueError as exc:  # DataCheckError, BPOConfigError, a bad reward_kwargs option: each names its fix

@@ -82,7 +82,7 @@ def check_prompt_budget(config: Any, prefix_len: int | None = None) -> None:
     verl then marks the prompt's whole group failed and trains on without it (no count in the metrics). So:
     verl's own filter must drop prompts over ``data.max_prompt_length`` when it loads the data (it prints the
     count), and ``rollout.prompt_length`` must hold ``max_prompt_length`` plus the mode prefix (``prefix_len``
-    tokens once the tokenizer is known, else the room the recipe reserves, ``bpo.prefix_tokens``).
+    tokens: checked once the tokenizer is known).
     """
     rollout, data = config.actor_rollout_ref.rollout, config.data
     if check_truncation(data) != "error":
@@ -94,21 +94,20 @@ def check_prompt_budget(config: Any, prefix_len: int | None = None) -> None:
             "when it loads the data and prints how many) or data.truncation=left|right|middle"
         )
     max_prompt = data.get("max_prompt_length", None)
-    room = BPORolloutOptions.from_trainer_config(config).prefix_tokens if prefix_len is None else prefix_len
-    if max_prompt is not None and max_prompt + room > rollout.prompt_length:
-        what = f"the {prefix_len}-token mode prefix" if prefix_len is not None else f"bpo.prefix_tokens={room}"
+    if prefix_len is not None and max_prompt is not None and max_prompt + prefix_len > rollout.prompt_length:
         raise BPOConfigError(
             f"actor_rollout_ref.rollout.prompt_length={rollout.prompt_length} < data.max_prompt_length={max_prompt} + "
-            f"{what}: a prompt near the limit would be refused inside a step (data.truncation=error). Leave "
-            "prompt_length to the recipe (${r4b.sum:${data.max_prompt_length},${bpo.prefix_tokens}}) or raise it"
+            f"the {prefix_len}-token mode prefix: a prompt near the limit would be refused inside a step "
+            "(data.truncation=error). Leave prompt_length to the recipe "
+            "(${r4b.sum:${data.max_prompt_length},${bpo.prefix_tokens}}) or raise it"
         )
 
 
 def startup_check(config: Any, tokenizer: Any = None, processor: Any = None) -> BPORolloutOptions:
     """Refuse a bi-mode setup that cannot work, naming the config key. Warn about lossy ones.
 
-    Without a tokenizer (``python -m r4b_verl.preflight`` for a model that is not a local path) the checks that
-    need its tokens are left to the worker, which runs this again with the real one.
+    Without a tokenizer (the driver's start-up check; ``python -m r4b_verl.preflight`` for a model that is not a
+    local path) the checks that need its tokens are left to the worker, which runs this again with the real one.
     """
     refuse_plain_recipe_key(config)
     options = BPORolloutOptions.from_trainer_config(config)

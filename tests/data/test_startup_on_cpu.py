@@ -110,3 +110,15 @@ def test_a_bad_reward_option_value_stops_the_driver():
     with pytest.raises(ValueError, match=r"reward_kwargs\.method must be"):
         check_reward_config({"reward": {"custom_reward_function": methods}})
     check_reward_config({"reward": {"custom_reward_function": {"path": "/my/reward.py", "reward_kwargs": kwargs}}})
+
+
+@pytest.mark.parametrize("override, match", [
+    ("actor_rollout_ref.rollout.n=3", r"rollout\.n=3 with bpo\.think_fraction=0\.5 does not split into whole groups"),
+    ("reward.custom_reward_function.reward_kwargs.default=exactt", r"unknown reward 'exactt'"),
+])
+def test_the_driver_refuses_before_ray(tmp_path, override, match):
+    # what main_ppo's driver runs once Hydra has composed: refused in seconds, before Ray or a model
+    val = write_rows(tmp_path / "val.parquet", n=1)
+    config = compose(f"data.train_files={val}", f"data.val_files={val}", override)
+    with pytest.raises(SystemExit, match=match):
+        DataCheckCallback().on_job_start(config)
