@@ -27,13 +27,23 @@ V1 ``PPOTrainer`` in BPO runs (verl 0.9.1 has no public trainer-metrics hook):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from r4b_verl.think import (
-    AUTO, CHOSEN_MODE_KEY, FORCED_MODES, INDEX_INFO_KEY, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK,
-    THINK_INFO_KEY, IMAGE_TOKENS_KEY,
+    AUTO,
+    CHOSEN_MODE_KEY,
+    FORCED_MODES,
+    IMAGE_TOKENS_KEY,
+    INDEX_INFO_KEY,
+    LENGTH_INFO_KEY,
+    MODE_KEY,
+    NO_THINK,
+    SOURCE_INFO_KEY,
+    THINK,
+    THINK_INFO_KEY,
 )
 
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import yaml
 
 FIND_BPO = "import verl; from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R; print('bpo' in R)"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 
 from r4b_verl.think import THINK_CLOSE, answer_part, format_score, normalize_mode
+
 from .gold import null_gold
 from .math_answer import STATS, reset_caches
 from .outcome import PRED_MAX_CHARS, RESULT_KEYS, Outcome, to_result

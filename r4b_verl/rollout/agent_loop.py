@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
@@ -83,7 +84,7 @@ class LoopSetups:
     def __init__(self):
         self._entries: dict[tuple[int, int, int], tuple[Any, Any, Any, LoopSetup]] = {}
 
-    def get(self, loop: "BPOBiModeAgentLoop") -> LoopSetup:
+    def get(self, loop: BPOBiModeAgentLoop) -> LoopSetup:
         key = (id(loop.config), id(loop.tokenizer), id(loop.processor))
         if key not in self._entries:
             options = BPORolloutOptions.from_trainer_config(loop.config)

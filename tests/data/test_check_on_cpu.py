@@ -9,12 +9,11 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sources import png
 
 from r4b_verl.data.check import check_file
 from r4b_verl.data.rows import row_problems
 from r4b_verl.reward.settings import Settings
-
-from sources import png
 
 GOOD = {"data_source": "openai/gsm8k", "prompt": [{"role": "user", "content": "What is 2+2?"}], "ability": "math",
         "images": [], "reward_model": {"style": "rule", "ground_truth": "4"}, "extra_info": {"index": 0}}

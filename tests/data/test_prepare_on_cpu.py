@@ -13,6 +13,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from sources import BAD, GOOD, write
 
 from r4b_verl.data.converters import FAMILIES, BadRow, aime, multiple_choice
 from r4b_verl.data.prepare import PrepareError, prepare
@@ -21,8 +22,6 @@ from r4b_verl.reward import compute_score
 from r4b_verl.reward.router import route
 from r4b_verl.reward.settings import Settings
 from r4b_verl.think import THINK_CLOSE, THINK_OPEN
-
-from sources import BAD, GOOD, write
 
 
 def rows(path) -> list[dict]:

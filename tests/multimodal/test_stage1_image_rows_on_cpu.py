@@ -39,8 +39,9 @@ def test_builder_writes_the_image_rows_through(tmp_path):
     path = tmp_path / "sft.parquet"
     samples.to_parquet(path)
     back = pd.read_parquet(path)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert Image.open(io.BytesIO(back["images"][0][0]["bytes"])).size == (56, 56)
 

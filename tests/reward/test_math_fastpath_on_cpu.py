@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from math_verify import parse, verify
 
-from r4b_verl.reward import STATS, compute_score
-from r4b_verl.reward import math_answer
+from r4b_verl.reward import STATS, compute_score, math_answer
 from r4b_verl.reward.extraction import GOLD_CONFIG, PRED_CONFIG, first_candidate, gold_text
 from r4b_verl.reward.math_answer import fast_decision, fast_equal
 

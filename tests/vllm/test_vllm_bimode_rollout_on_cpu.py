@@ -9,7 +9,6 @@ replica around vLLM's ``AsyncLLM``), and verl's ``RewardLoopWorker`` scores them
 import asyncio
 
 import pytest
-
 from vllm_cpu_server import LOOPBACK, VLLM_SKIP_REASON, engine_prompt_ids, network_interfaces
 
 pytest.importorskip("vllm", reason=VLLM_SKIP_REASON)

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 LOOPBACK = "127.0.0.1"
 VLLM_SKIP_REASON = (

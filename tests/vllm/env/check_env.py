@@ -18,7 +18,6 @@ def main() -> int:
     if "cpu" not in alias:
         problems.append(f"version('vllm') = {alias!r}: verl and vLLM need the alias tests/vllm/env/vllm_version (0.32.0+cpu)")
     from transformers import Qwen2ForCausalLM  # noqa: F401  - fails with `torchvision::nms` if a CUDA torchvision is left
-
     from verl.workers.rollout.replica import get_rollout_replica_class
 
     get_rollout_replica_class("vllm")  # imports verl's vLLM server against this vLLM
