@@ -113,7 +113,7 @@ def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "mat
             if think:
                 body = _reasoning(rng, rng.randint(*think_chars))  # default ~500-4000 tokens of thinking
                 if rng.random() < 0.1:  # ran out of tokens while thinking: no answer, even if one was drafted
-                    response = body + " maybe $\\boxed{%s}$ but let me double check" % rng.choice(right)
+                    response = body + " maybe $\\boxed{%s}$ but let me double check" % rng.choice(right)  # noqa: UP031 - LaTeX braces
                     rows.append((source, response, gold, {"bpo_mode": "think"}, False))
                     continue
                 response = body + "\n</think>\n\n" + _reasoning(rng, rng.randint(50, 300)) + " " + tail

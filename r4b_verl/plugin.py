@@ -73,7 +73,7 @@ try:
 except RecipeNotComposedError as exc:
     sys.exit(f"[r4b-verl] ERROR: {exc}")
 except Exception as exc:  # noqa: BLE001 - re-raised below, after making it visible
-    logger.error("r4b-verl plugin failed to load: %r", exc, exc_info=True)
+    logger.exception("r4b-verl plugin failed to load: %r", exc)
     print(f"[r4b-verl] ERROR: plugin failed to load: {exc!r}", file=sys.stderr, flush=True)
     try:
         _register_failure_standin(exc)

@@ -228,7 +228,7 @@ def build(
         rows_in[(source, label)] += 1
 
         def flag(reason, detail, mode=None):
-            bad.append(BadSample(i, mode, source, label, reason, detail))
+            bad.append(BadSample(i, mode, source, label, reason, detail))  # noqa: B023 - called in this iteration only
 
         progress(i + 1)
         if label not in LABEL_MODE:

@@ -56,7 +56,7 @@ def vllm_stack(vllm_config, tmp_path_factory):
 
 
 @pytest.fixture
-def bpo_worker(vllm_stack, fake_tq):
+def bpo_worker(vllm_stack, fake_tq):  # noqa: F811 - the fixture imported above, requested by name
     """The BPO worker as BPOAgentLoopManager builds it, on verl's LLMServerClient; it records each generate call."""
     from vllm_cpu_server import recording_client_class
 
