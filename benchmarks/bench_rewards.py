@@ -325,7 +325,7 @@ def main(argv=None) -> int:
         rows, ours, theirs = res["rows"], res["ours"], res["theirs"]
         n = len(rows)
         labels = [r[3] for r in rows]
-        agree = sum(a == b for a, b in zip(ours, theirs))
+        agree = sum(a == b for a, b in zip(ours, theirs, strict=False))
         bad = [i for i in range(n) if theirs[i] == labels[i] and ours[i] != labels[i]]
         failed = failed or bool(bad)
         for name, t, cpu, verdicts, speed in (
@@ -333,13 +333,14 @@ def main(argv=None) -> int:
             ("r4b_verl.reward", res["t_ours"], res["cpu_ours"], ours,
              f"{res['t_theirs'] / res['t_ours']:.1f}x / {res['cpu_theirs'] / res['cpu_ours']:.1f}x"),
         ):
-            accuracy = sum(a == b for a, b in zip(verdicts, labels)) / n
+            accuracy = sum(a == b for a, b in zip(verdicts, labels, strict=False)) / n
             print(f"| {mix} | {name} | {n / t:,.0f} | {n / cpu:,.0f} | {speed} | {accuracy:.1%} |")
         if res["later"]:
             later_t = sum(run[1] for run in res["later"])
             later_cpu = sum(run[2] for run in res["later"])
             later_n = sum(len(run[0]) for run in res["later"])
-            later_bad = sum(v != label for run in res["later"] for v, label in zip(run[0], (f[3] for f in run[4])))
+            later_bad = sum(v != label for run in res["later"]
+                            for v, label in zip(run[0], (f[3] for f in run[4]), strict=False))
             failed = failed or bool(later_bad)
             wrapper_rate, wrapper_cpu_rate = n / res["t_theirs"], n / res["cpu_theirs"]
             print(f"| {mix}, later epochs | r4b_verl.reward | {later_n / later_t:,.0f} | {later_n / later_cpu:,.0f} | "

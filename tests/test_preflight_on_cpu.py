@@ -140,7 +140,7 @@ def eval_overrides(lines: list[list[str]], tmp: Path) -> list[str]:
 
     words = next(w for w in lines if w[1:3] == ["-m", "r4b_verl.evaluate"])
     ours, hydra = split_overrides(words[4:])
-    opts = dict(zip(ours[::2], ours[1::2]))
+    opts = dict(zip(ours[::2], ours[1::2], strict=False))
     return eval_command(opts["--model"], opts["--data"], tmp, opts["--recipe"], overrides=tuple(hydra))[3:]
 
 

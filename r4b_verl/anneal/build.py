@@ -307,7 +307,7 @@ def build(
         )
         prompt_cache: dict[int, list[int]] = {}
         kept = []
-        for k, (sample, r) in enumerate(zip(candidates, rendered)):
+        for k, (sample, r) in enumerate(zip(candidates, rendered, strict=True)):
             src = sample["source_index"]
             if src not in prompt_cache:
                 prompt_cache[src] = stage2_prompt_ids(tokenizer, sample["_prompt"], chat_template_kwargs)

@@ -151,7 +151,7 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
                    else rows.iloc[p].to_dict() for p in positions]
         chunk = pd.DataFrame(records, columns=rows.columns)
         chunk["extra_info"] = [{**(e if isinstance(e, dict) else {}), "index": p}
-                               for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions)]
+                               for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions, strict=True)]
         counts = run_chunk(chunk, out.parent / f"{out.name}.work" / f"chunk_{start}", args, overrides)
         with open(sidecar, "a", encoding="utf-8") as f:
             for p in positions:

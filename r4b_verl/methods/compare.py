@@ -147,7 +147,7 @@ def plot(results: dict[str, dict[str, dict[int, float]]], path: Path) -> Path:
     panels = [*(f"think_rate/{s}" for s in SOURCES), "acc", "response_length"]
     titles = [f"auto-mode think rate, {s}" for s in SOURCES] + ["validation accuracy (auto)", "response length (auto)"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    for ax, key, title in zip(axes, panels, titles):
+    for ax, key, title in zip(axes, panels, titles, strict=True):
         for method, r in results.items():
             points = r[key]
             if points:

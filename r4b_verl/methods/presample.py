@@ -39,7 +39,7 @@ def presample(model: str, data: str, out: str, k: int = 16, temperature: float =
     ref = (labelled["n_correct"].astype(float) / labelled["n_sampled"]).tolist()
     rows = pd.read_parquet(data).reset_index(drop=True)
     rows["extra_info"] = [{**(e if isinstance(e, dict) else {}), REF_ACC_KEY: r}
-                          for e, r in zip(rows.get("extra_info", [None] * len(rows)), ref)]
+                          for e, r in zip(rows.get("extra_info", [None] * len(rows)), ref, strict=True)]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(out_path)
     return rows

@@ -119,7 +119,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 def tokenize_prefixes(preset: PrefixPreset, tokenizer: Any) -> PrefixTokens:
     ids = {mode: encode(tokenizer, preset.prefix(mode)) for mode in MODES}
     think, no_think = ids["think"], ids["no_think"]
-    decision = next((i for i, (a, b) in enumerate(zip(think, no_think)) if a != b), None)
+    decision = next((i for i, (a, b) in enumerate(zip(think, no_think, strict=False)) if a != b), None)
     if decision is None and len(think) != len(no_think):
         decision = min(len(think), len(no_think))  # one is a strict prefix of the other
     return PrefixTokens(preset=preset, ids=ids, decision_index=decision)

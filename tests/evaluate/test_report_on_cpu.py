@@ -61,7 +61,7 @@ def test_hybrid_accuracy_and_tokens_saved_on_a_case_worked_by_hand(tmp_path):
     assert main(["report", str(tmp_path / "0.jsonl")]) == 0
     auto = [r for r in (tmp_path / "report.csv").read_text().splitlines() if ",auto," in r][0].split(",")
     header = (tmp_path / "report.csv").read_text().splitlines()[0].split(",")
-    row = dict(zip(header, auto))
+    row = dict(zip(header, auto, strict=False))
     assert float(row["think_rate"]) == pytest.approx(1 / 3)
     assert float(row["hybrid_accuracy"]) == pytest.approx(2 / 3)
     assert float(row["tokens_saved"]) == pytest.approx(200 - 40)  # think mean 200, auto mean 40

@@ -50,7 +50,7 @@ def autothink_reference(r, modes, acc, lengths, uids, stage, b=0.5, alpha=0.05, 
                 for i in rows:
                     z = (lengths[i] - mean) / max(std, 1e-6)
                     add[i] = math.exp(-alpha * z) - 1 if ok else 1 - math.exp(-beta * z)
-        r = [x + a for x, a in zip(r, add)]
+        r = [x + a for x, a in zip(r, add, strict=True)]
     return grpo_reference(r, uids)
 
 
@@ -73,7 +73,7 @@ def batch(n_prompts, n, resp_len, seed, case="random"):
     if case == "one_mode_batch":
         modes = ["think"] * len(uids)
     if case == "mode_absent_in_group":  # the first prompt's group has only no_think responses
-        modes = ["no_think" if u == "p0" else m for u, m in zip(uids, modes)]
+        modes = ["no_think" if u == "p0" else m for u, m in zip(uids, modes, strict=True)]
     acc = list(rng.integers(0, 2, size=len(uids)).astype(float))
     scores = [float(x) for x in rng.choice([-1.0, 0.0, 1.0, 2.0, -2.0], size=len(uids))]
     if case == "equal_rewards":

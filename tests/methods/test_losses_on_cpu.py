@@ -95,7 +95,7 @@ def test_gspo_with_the_forced_first_token_matches_reference(seed):
     for i in range(mask.shape[0]):
         ts = [t for t in range(mask.shape[1]) if mask[i, t] > 0]
         old_i = [math.log(0.5) if t == firsts[i] else float(old[i, t]) for t in ts]
-        s = math.exp(min(sum(float(new[i, t]) - o for t, o in zip(ts, old_i)) / len(ts), 10.0))
+        s = math.exp(min(sum(float(new[i, t]) - o for t, o in zip(ts, old_i, strict=True)) / len(ts), 10.0))
         a = float(adv[i, ts[0]])
         per_row.append(max(-a * s, -a * min(max(s, 1 - CLIP), 1 + CLIP)))
     assert loss.item() == pytest.approx(sum(per_row) / len(per_row), rel=1e-5, abs=1e-6)

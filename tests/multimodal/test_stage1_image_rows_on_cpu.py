@@ -30,7 +30,7 @@ def test_builder_writes_the_image_rows_through(tmp_path):
     samples = result.samples
     assert not result.bad and len(samples) == 6
     assert samples["mode"].tolist() == ["no_think", "think"] * 3
-    for sample, (_, source) in zip(samples.to_dict("records"), labelled.iterrows()):
+    for sample, (_, source) in zip(samples.to_dict("records"), labelled.iterrows(), strict=True):
         assert sample["messages"][0]["content"].count("<image>") == 1
         assert sample["images"][0]["bytes"] == source["images"][0]["bytes"]  # the PNG itself, unchanged
     assert result.stats["image_rows_checked_as_text"] == 6
