@@ -49,7 +49,8 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     names = ["grpo", "grpo_vectorized", "bpo"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved rounds (median in brackets)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved rounds "
+          "(median in brackets)")
     print(f"| responses x length | {' | '.join(names)} | bpo / grpo_vectorized | bpo / grpo |")
     print("|---|" + "---|" * (len(names) + 2))
     for n, length in SHAPES:

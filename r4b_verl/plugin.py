@@ -1,8 +1,9 @@
 """verl plugin entry point: importing this module registers every r4b-verl part in this process.
 
 Registering means adding names to verl's registries (the ``bpo`` estimator, the ``bpo_bimode`` agent
-loop, the CPU platform and rollout) and the recipes' two OmegaConf resolvers; it changes no verl class. What a run changes is named by its
-config (``agent_loop_manager_class``) and listed in ``r4b_verl/verl_compat.py``.
+loop, the CPU platform and rollout) and the recipes' two OmegaConf resolvers; it changes no verl class.
+What a run changes is named by its config (``agent_loop_manager_class``) and listed in
+``r4b_verl/verl_compat.py``.
 
 verl imports it in every process that imports verl (driver, TaskRunner, agent-loop, reward and
 model workers) through the ``verl.plugins`` entry point, or through

@@ -126,7 +126,8 @@ def closest_key(kind: str, overrides: Sequence[str], error: BaseException) -> st
             hint = f" Did you mean {'.'.join([*seen, close[0]])}?" if close else ""
             break
         node, seen = node[part], [*seen, part]
-    return f"{key} is not a key of this config.{hint} (A new key is added with +{key}=..., one that may be absent with ++.)"
+    return (f"{key} is not a key of this config.{hint} (A new key is added with +{key}=..., one that may be absent "
+            "with ++.)")
 
 
 def model_is_local(report: Report, key: str, path: Any) -> bool:
@@ -199,7 +200,8 @@ def reward_options(config: DictConfig) -> str:
 
     custom = config.reward.get("custom_reward_function") or {}
     path = str(custom.get("path") or "")
-    if path not in ("pkg://r4b_verl.reward", "pkg://r4b_verl.methods.rewards") and not path.endswith("reward_fns/r4b.py"):
+    if (path not in ("pkg://r4b_verl.reward", "pkg://r4b_verl.methods.rewards")
+            and not path.endswith("reward_fns/r4b.py")):
         return f"reward {path or '(verl default)'} is not r4b-verl's: its options are not checked here"
     kwargs = OmegaConf.to_container(custom.get("reward_kwargs") or {}, resolve=True)
     if path.endswith("methods.rewards"):
@@ -270,7 +272,8 @@ def sft_data(config: DictConfig, world_size: int) -> None:
                 continue
             local = os.path.expanduser(path)
             if not os.path.isfile(local):
-                raise PreflightError(f"data.{key}: no such file: {path} (checked on this host; the nodes read the same path)")
+                raise PreflightError(
+                    f"data.{key}: no such file: {path} (checked on this host; the nodes read the same path)")
             try:
                 schema = pq.read_schema(local)
                 count = pq.ParquetFile(local).metadata.num_rows

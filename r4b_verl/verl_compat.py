@@ -76,7 +76,8 @@ def check_signature(fn: Callable, expected: tuple[str, ...]) -> None:
     names = tuple(inspect.signature(fn).parameters)[: len(expected)]
     if names != expected:
         raise VerlCompatError(
-            f"r4b-verl wraps {fn.__qualname__}{expected} but this verl has {names}: r4b_verl/verl_compat.py needs updating"
+            f"r4b-verl wraps {fn.__qualname__}{expected} but this verl has {names}: "
+            "r4b_verl/verl_compat.py needs updating"
         )
 
 
@@ -87,7 +88,8 @@ def apply(patches: tuple[Patch, ...]) -> list[str]:
         try:
             patch.apply()
         except Exception as exc:  # noqa: BLE001 - re-raised with the patch's name and reason
-            raise VerlCompatError(f"patch {patch.name!r} ({patch.why}) failed on verl=={verl.__version__}: {exc!r}") from exc
+            raise VerlCompatError(
+                f"patch {patch.name!r} ({patch.why}) failed on verl=={verl.__version__}: {exc!r}") from exc
     return [p.name for p in patches]
 
 

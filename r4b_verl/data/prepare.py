@@ -1,4 +1,5 @@
-"""Turn a downloaded dataset into verl RL rows: ``python -m r4b_verl.data.prepare --dataset NAME --input PATH --out DIR``.
+"""Turn a downloaded dataset into verl RL rows:
+``python -m r4b_verl.data.prepare --dataset NAME --input PATH --out DIR``.
 
 Reads parquet, JSON / JSONL or a saved ``datasets`` folder (``readers.py``), converts each row with
 its family's converter (``converters.py``), checks the result as ``r4b_verl.data.check`` would

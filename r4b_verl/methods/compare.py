@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not methods or args.steps < 1:
         p.error(f"--methods must name some of {sorted(METHODS)} (unknown: {unknown}); --steps >= 1")
     try:
-        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k, overrides, args.lr)
+        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k,
+                          overrides, args.lr)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -93,8 +93,8 @@ def _warn_null_gold(data_source) -> None:
         if source in _null_gold_sources or len(_null_gold_sources) > 1024:
             return
         _null_gold_sources.add(source)
-    logger.warning("reward: a row of data_source %r has a null ground truth (reward_model.ground_truth): every response "
-                   "to it scores 0. Find the rows with: python -m r4b_verl.data.check FILE", source)
+    logger.warning("reward: a row of data_source %r has a null ground truth (reward_model.ground_truth): "
+                   "every response to it scores 0. Find the rows with: python -m r4b_verl.data.check FILE", source)
 
 
 def _builtin(name, fn, data_source, solution_str, ground_truth, mode, settings) -> dict | Callable[[], dict]:

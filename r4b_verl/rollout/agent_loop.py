@@ -186,7 +186,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
             ),
         )
         budget = self.prompt_length - self.prefixes.max_len
-        base_ids = fit_prompt(list(base_ids), budget, self.setup.truncation, multimodal=bool(images or videos or audios))
+        base_ids = fit_prompt(list(base_ids), budget, self.setup.truncation,
+                              multimodal=bool(images or videos or audios))
         return base_ids + self.prefixes.ids[self.mode]
 
     def is_validation(self) -> bool:
@@ -226,7 +227,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
         return self.prefixes.decision_tail(mode)
 
     def _move_into_response(self, output: AgentLoopOutput, moved: list[int]) -> None:
-        """``bpo.decision_token.position=response``: the forced decision token (and the rest of the prefix) become response tokens.
+        """``bpo.decision_token.position=response``: the forced decision token (and the rest of the prefix)
+        become response tokens.
 
         Only the decision token is trained (mask 1); its rollout log-prob is the log of the probability
         with which the mode was forced (AdaptThink: log 0.5). See the rollout README, "mode token".
@@ -247,7 +249,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
         """
         if moved:  # part of the prefix moved into the response: the prompt holds less of the block
             prefix_ids = self.prefixes.ids[self.mode]
-            opened = self.prefixes.preset.template_opens + self.tokenizer.decode(prefix_ids[: len(prefix_ids) - len(moved)])
+            opened = self.prefixes.preset.template_opens + self.tokenizer.decode(
+                prefix_ids[: len(prefix_ids) - len(moved)])
         else:
             opened = self.setup.opened[self.mode]
         return read_chosen_mode(self.tokenizer.decode, response_ids, opened)
