@@ -117,7 +117,8 @@ _SCAN = textwrap.dedent("""
         fn = getattr(obj, "__func__", obj)
         fn = getattr(fn, "fget", fn)
         filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
-        return "/r4b_verl/" in (filename if isinstance(filename, str) else "") or (getattr(fn, "__module__", None) or "").startswith("r4b_verl")
+        return ("/r4b_verl/" in (filename if isinstance(filename, str) else "")
+                or (getattr(fn, "__module__", None) or "").startswith("r4b_verl"))
 
     def scan():
         found = set()

@@ -72,7 +72,8 @@ def test_ground_truth_is_read_by_the_routed_reward():
     assert [k for k, _ in row_problems(GOOD, routed)] == ["unreadable ground truth"]
     # a user's own reward function: only a missing ground truth is refused
     assert row_problems(GOOD, Settings(), reward="my.py:fn") == []
-    assert [k for k, _ in row_problems(variant(ground_truth=None), Settings(), reward="my.py:fn")] == ["null ground truth"]
+    assert [k for k, _ in row_problems(variant(ground_truth=None), Settings(), reward="my.py:fn")] == [
+        "null ground truth"]
 
 
 def test_chat_template_and_length(tiny_tokenizer):

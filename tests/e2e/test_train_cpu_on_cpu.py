@@ -30,11 +30,13 @@ N = 4  # actor_rollout_ref.rollout.n in the CPU overlay: 2 thinking + 2 non-thin
 THINK_SUFFIX, NO_THINK_SUFFIX = "<think>\n", "<think>\n\n</think>"
 RUN_TIMEOUT_S = 900
 REPO = Path(__file__).resolve().parents[2]
-ANNEAL_STEPS = 150  # enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
+# enough for the answer format and some right easy sums (test_both_modes_for_every_prompt), not for the task
+ANNEAL_STEPS = 150
 TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S, **env_vars: str) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S,
+         **env_vars: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1", **env_vars)
     with open(log, "w") as out:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
@@ -93,7 +95,8 @@ def runs(tmp_path_factory):
 
 def test_stage_one_anneals_on_verl_and_stage_two_starts_from_it(runs):
     demo, model = runs["demo"], runs["model"]
-    losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items()) if "train/loss" in m]
+    losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items())
+              if "train/loss" in m]
     assert len(losses) == ANNEAL_STEPS and all(x == x for x in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 1.0, f"stage-1 train/loss did not fall: {losses[:5]} ... {losses[-5:]}"

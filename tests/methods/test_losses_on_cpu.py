@@ -122,4 +122,5 @@ def test_decision_weight_gets_the_decision_token_gradient_only():
 def test_a_weight_with_a_sequence_ratio_is_refused():
     old, new, adv, mask = make()
     with pytest.raises(ValueError, match="base_loss_mode=vanilla"):
-        get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean", actor_config(base_loss_mode="gspo", decision_weight=0.1))
+        get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean",
+                                      actor_config(base_loss_mode="gspo", decision_weight=0.1))

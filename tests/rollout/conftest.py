@@ -60,7 +60,8 @@ def compose(model_dir):
 
 @pytest.fixture
 def make_worker(fake_tq):  # noqa: F811 - the fixture imported above, requested by name
-    """make_worker(config, server_factory=FakeServer, reward=False) -> the BPO worker, as BPOAgentLoopManager builds it."""
+    """make_worker(config, server_factory=FakeServer, reward=False) -> the BPO worker, as BPOAgentLoopManager
+    builds it."""
     from r4b_verl.rollout.worker import BPOAgentLoopWorker as worker_cls  # ray.remote() of it is what verl starts
 
     def _make(config, server_factory=FakeServer, reward=False):

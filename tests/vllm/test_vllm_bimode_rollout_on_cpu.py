@@ -34,7 +34,8 @@ def run_prompt(worker, fake_tq, prompt=PROMPT, validate=False, uid="u0", **sampl
 
 
 def base_prompt_ids(tok, prompt=PROMPT):
-    return tok.encode(tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False), add_special_tokens=False)
+    return tok.encode(tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False),
+                      add_special_tokens=False)
 
 
 def test_the_server_is_verls_vllm_replica_on_loopback(vllm_stack):
