@@ -12,7 +12,7 @@ FUZZ_ARGS ?=
 TORCH_PIP_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
+.PHONY: help install lint test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,11 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(VENV)/bin/pip install -e '.[test]'
 	touch $@
 
-test: $(INSTALLED) ## run the CPU test suite (tests/**/test_*_on_cpu.py)
+lint: $(INSTALLED) ## ruff check with verl's settings (pyproject.toml)
+	$(PY) -m ruff check .
+
+# lint first: a finding fails make test in seconds, before the suite runs.
+test: $(INSTALLED) lint ## make lint, then the CPU test suite (tests/**/test_*_on_cpu.py)
 	$(PY) -m pytest --import-mode=importlib tests $(PYTEST_ARGS)
 
 bench: bench-advantage bench-rewards bench-rollout bench-step ## run all benchmarks
