@@ -132,8 +132,9 @@ def compute_bpo_val_metrics(
     rewards = np.asarray(rewards, dtype=float)[keep]
     lengths = np.asarray([float(x) for x, k in zip(lengths, keep, strict=False) if k], dtype=float)
     accs = _acc(None if acc is None else [a for a, k in zip(acc, keep, strict=False) if k], rewards)
-    given = np.asarray([AUTO] * len(think) if modes is None else [str(m) for m, k in zip(modes, keep, strict=True) if k],
-                       dtype=object)  # without modes every kept row was left to the model
+    # without modes every kept row was left to the model
+    given = [AUTO] * len(think) if modes is None else [str(m) for m, k in zip(modes, keep, strict=True) if k]
+    given = np.asarray(given, dtype=object)
 
     metrics: dict[str, float] = {}
     auto = given == AUTO
