@@ -13,7 +13,7 @@ FUZZ_ARGS ?=
 TORCH_PIP_ARGS ?= --extra-index-url https://download.pytorch.org/whl/cpu
 
 .DEFAULT_GOAL := help
-.PHONY: help install test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
+.PHONY: help install lint test bench bench-advantage bench-rewards bench-rollout bench-step fuzz corpus
 
 help: ## list targets and variables
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,7 +33,11 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(VENV)/bin/pip install -e '.[test]'
 	touch $@
 
-test: $(INSTALLED) ## run the CPU test suite (tests/**/test_*_on_cpu.py)
+lint: $(INSTALLED) ## ruff check with verl's settings (pyproject.toml)
+	$(PY) -m ruff check .
+
+# lint first: a finding fails make test in seconds, before the suite runs.
+test: $(INSTALLED) lint ## make lint, then the CPU test suite (tests/**/test_*_on_cpu.py); prints its 25 slowest tests
 	$(PY) -m pytest --import-mode=importlib --durations=25 tests $(PYTEST_ARGS)
 
 bench: bench-advantage bench-rewards bench-rollout bench-step ## run all benchmarks

@@ -7,6 +7,7 @@ string uids, as verl passes them. Target: bpo within 1.2x of grpo_vectorized.
 """
 
 import argparse
+import functools
 import statistics
 import time
 import uuid
@@ -48,15 +49,14 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
 
     names = ["grpo", "grpo_vectorized", "bpo"]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved rounds (median in brackets)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {args.repeats} interleaved rounds "
+          "(median in brackets)")
     print(f"| responses x length | {' | '.join(names)} | bpo / grpo_vectorized | bpo / grpo |")
     print("|---|" + "---|" * (len(names) + 2))
     for n, length in SHAPES:
         rewards, mask, uids = batch(n, length)
-        calls = {
-            name: (lambda fn=get_adv_estimator_fn(name): fn(token_level_rewards=rewards, response_mask=mask, index=uids))
-            for name in names
-        }
+        kwargs = {"token_level_rewards": rewards, "response_mask": mask, "index": uids}
+        calls = {name: functools.partial(get_adv_estimator_fn(name), **kwargs) for name in names}
         for call in calls.values():
             call()  # warm-up
         result = interleaved_times(calls, args.repeats)

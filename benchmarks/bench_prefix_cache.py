@@ -35,7 +35,8 @@ def one_run(model_dir: str, prompts, n: int, cache: bool, temp_dir: str) -> dict
 
     from r4b_verl.rollout.worker import BPOAgentLoopWorker
 
-    config = compose(model_dir, f"actor_rollout_ref.rollout.n={n}", f"actor_rollout_ref.rollout.enable_prefix_caching={cache}")
+    config = compose(model_dir, f"actor_rollout_ref.rollout.n={n}",
+                     f"actor_rollout_ref.rollout.enable_prefix_caching={cache}")
     agent_loop_tq.tq = FakeTQ()
     with local_ray(temp_dir):
         manager = start_servers(config)
@@ -62,7 +63,8 @@ def main() -> None:
     prompts = long_prompts(args.prompts, words=args.words)
     with tempfile.TemporaryDirectory(prefix="r4b-bench-pc-") as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model")
-        runs = [one_run(model_dir, prompts, args.n, cache, str(Path(tmp) / f"ray{int(cache)}")) for cache in (True, False)]
+        runs = [one_run(model_dir, prompts, args.n, cache, str(Path(tmp) / f"ray{int(cache)}"))
+                for cache in (True, False)]
 
     print(f"\n{args.prompts} prompts x {args.n} sessions (g={args.n // 2} think + {args.n // 2} no_think), "
           f"mean base prompt {runs[0]['mean_base_prompt_tokens']:.0f} tokens, vLLM block size 32")

@@ -53,7 +53,8 @@ def answer_kinds(k: int):
          [f"\\{{{k},{k + 1}\\}}"]),
         (f"(-\\infty, {k}]", [f"(-\\infty, {k}]", f"(-\\infty,{k}]"], [f"(-\\infty, {k})", f"[{k},\\infty)"]),
         (f"\\begin{{pmatrix}}{k}&1\\\\0&{k + 1}\\end{{pmatrix}}",
-         [f"\\begin{{pmatrix}}{k}&1\\\\0&{k + 1}\\end{{pmatrix}}", f"\\begin{{bmatrix}}{k}&1\\\\0&{k + 1}\\end{{bmatrix}}"],
+         [f"\\begin{{pmatrix}}{k}&1\\\\0&{k + 1}\\end{{pmatrix}}",
+          f"\\begin{{bmatrix}}{k}&1\\\\0&{k + 1}\\end{{bmatrix}}"],
          [f"\\begin{{pmatrix}}{k + 1}&1\\\\0&{k}\\end{{pmatrix}}"]),
         (f"\\frac{{\\pi}}{{{k + 1}}}", [f"\\frac{{\\pi}}{{{k + 1}}}", f"\\dfrac{{\\pi}}{{{k + 1}}}", f"\\pi/{k + 1}"],
          [f"{k + 1}\\pi", f"\\frac{{\\pi}}{{{k + 2}}}"]),
@@ -113,7 +114,7 @@ def make_batch(groups: int, seed: int = 0, group_size: int = 16, mix: str = "mat
             if think:
                 body = _reasoning(rng, rng.randint(*think_chars))  # default ~500-4000 tokens of thinking
                 if rng.random() < 0.1:  # ran out of tokens while thinking: no answer, even if one was drafted
-                    response = body + " maybe $\\boxed{%s}$ but let me double check" % rng.choice(right)
+                    response = body + " maybe $\\boxed{%s}$ but let me double check" % rng.choice(right)  # noqa: UP031 - LaTeX braces
                     rows.append((source, response, gold, {"bpo_mode": "think"}, False))
                     continue
                 response = body + "\n</think>\n\n" + _reasoning(rng, rng.randint(50, 300)) + " " + tail
@@ -325,7 +326,7 @@ def main(argv=None) -> int:
         rows, ours, theirs = res["rows"], res["ours"], res["theirs"]
         n = len(rows)
         labels = [r[3] for r in rows]
-        agree = sum(a == b for a, b in zip(ours, theirs))
+        agree = sum(a == b for a, b in zip(ours, theirs, strict=False))
         bad = [i for i in range(n) if theirs[i] == labels[i] and ours[i] != labels[i]]
         failed = failed or bool(bad)
         for name, t, cpu, verdicts, speed in (
@@ -333,13 +334,14 @@ def main(argv=None) -> int:
             ("r4b_verl.reward", res["t_ours"], res["cpu_ours"], ours,
              f"{res['t_theirs'] / res['t_ours']:.1f}x / {res['cpu_theirs'] / res['cpu_ours']:.1f}x"),
         ):
-            accuracy = sum(a == b for a, b in zip(verdicts, labels)) / n
+            accuracy = sum(a == b for a, b in zip(verdicts, labels, strict=False)) / n
             print(f"| {mix} | {name} | {n / t:,.0f} | {n / cpu:,.0f} | {speed} | {accuracy:.1%} |")
         if res["later"]:
             later_t = sum(run[1] for run in res["later"])
             later_cpu = sum(run[2] for run in res["later"])
             later_n = sum(len(run[0]) for run in res["later"])
-            later_bad = sum(v != label for run in res["later"] for v, label in zip(run[0], (f[3] for f in run[4])))
+            later_bad = sum(v != label for run in res["later"]
+                            for v, label in zip(run[0], (f[3] for f in run[4]), strict=False))
             failed = failed or bool(later_bad)
             wrapper_rate, wrapper_cpu_rate = n / res["t_theirs"], n / res["cpu_theirs"]
             print(f"| {mix}, later epochs | r4b_verl.reward | {later_n / later_t:,.0f} | {later_n / later_cpu:,.0f} | "

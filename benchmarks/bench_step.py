@@ -137,11 +137,13 @@ def train(py: str, assets: Path, run_dir: Path, method: str, steps: int, timeout
     load0 = os.getloadavg()[0]
     wall = run_logged(cmd, run_dir / "cwd", run_dir / "train.log", timeout, f"{method} training ({run_dir})")
     if not metrics.is_file():
-        print(f"{method} run wrote no {metrics}. Last lines of its output:\n{tail(run_dir / 'train.log')}", file=sys.stderr)
+        print(f"{method} run wrote no {metrics}. Last lines of its output:\n{tail(run_dir / 'train.log')}",
+              file=sys.stderr)
         sys.exit(1)
     rows = read_steps(metrics)
     if [r["step"] for r in rows] != list(range(1, steps + 1)):
-        print(f"{method} run logged steps {[r['step'] for r in rows]}, expected 1..{steps} ({metrics})", file=sys.stderr)
+        print(f"{method} run logged steps {[r['step'] for r in rows]}, expected 1..{steps} ({metrics})",
+              file=sys.stderr)
         sys.exit(1)
     has_bpo = [any(k.startswith("bpo/") for k in r) for r in rows]
     if method == "BPO" and not all(has_bpo) or method == "GRPO" and any(has_bpo):
@@ -196,7 +198,8 @@ def report(runs: list[dict], args, target: float) -> None:
         b, g = median(values(runs, "BPO", key)), median(values(runs, "GRPO", key))
         print(f"| {key} | {'-' if b is None else f'{b:.1f}'} | {'-' if g is None else f'{g:.1f}'} | {ratio(b, g)} |")
 
-    print("\n| round | BPO step (median) | GRPO step (median) | BPO / GRPO | BPO / GRPO step - gen | run wall BPO, GRPO | load avg at start |")
+    print("\n| round | BPO step (median) | GRPO step (median) | BPO / GRPO | BPO / GRPO step - gen "
+          "| run wall BPO, GRPO | load avg at start |")
     print("|---|---|---|---|---|---|---|")
     for r in range(args.rounds):
         pair = {run["method"]: run for run in runs[2 * r: 2 * r + 2]}
@@ -211,14 +214,16 @@ def report(runs: list[dict], args, target: float) -> None:
     b, g = median(values(runs, "BPO", "timing_s/step")), median(values(runs, "GRPO", "timing_s/step"))
     verdict = "within" if b / g <= target else "OVER"
     print(f"\nBPO / GRPO step: {b / g:.3f}x, {verdict} the {target:.2f}x target. BPO prompts carry the 2-4 mode-prefix "
-          "tokens GRPO prompts lack (prompt_length/mean above); timing_s/gen is quantised by verl's 2 s replay-buffer poll.")
+          "tokens GRPO prompts lack (prompt_length/mean above); timing_s/gen is quantised by verl's 2 s "
+          "replay-buffer poll.")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="BPO+GRPO pairs of runs (default 2)")
     ap.add_argument("--steps", type=int, default=5, help="training steps per run, step 1 dropped (default 5)")
-    ap.add_argument("--assets", type=Path, help="reuse assets built by `python -m r4b_verl.demo --out DIR` (skips the build)")
+    ap.add_argument("--assets", type=Path,
+                    help="reuse assets built by `python -m r4b_verl.demo --out DIR` (skips the build)")
     ap.add_argument("--out", type=Path, help="work directory, kept (default: a new one under $TMPDIR); must not exist")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per subprocess (default 600)")
     ap.add_argument("--target", type=float, default=1.05, help="BPO / GRPO step-time target (default 1.05)")

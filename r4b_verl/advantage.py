@@ -29,7 +29,8 @@ def _validate(token_level_rewards: torch.Tensor, response_mask: torch.Tensor, in
     if index is None:
         raise ValueError("bpo needs the prompt uid of every response (non_tensor_batch['uid']); none was passed")
     if token_level_rewards.dim() != 2:
-        raise ValueError(f"bpo: token_level_rewards must be (batch, response_len), got {tuple(token_level_rewards.shape)}")
+        raise ValueError(
+            f"bpo: token_level_rewards must be (batch, response_len), got {tuple(token_level_rewards.shape)}")
     if response_mask.shape != token_level_rewards.shape:
         raise ValueError(
             f"bpo: response_mask {tuple(response_mask.shape)} and token_level_rewards "

@@ -27,13 +27,23 @@ V1 ``PPOTrainer`` in BPO runs (verl 0.9.1 has no public trainer-metrics hook):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from r4b_verl.think import (
-    AUTO, CHOSEN_MODE_KEY, FORCED_MODES, INDEX_INFO_KEY, LENGTH_INFO_KEY, MODE_KEY, NO_THINK, SOURCE_INFO_KEY, THINK,
-    THINK_INFO_KEY, IMAGE_TOKENS_KEY,
+    AUTO,
+    CHOSEN_MODE_KEY,
+    FORCED_MODES,
+    IMAGE_TOKENS_KEY,
+    INDEX_INFO_KEY,
+    LENGTH_INFO_KEY,
+    MODE_KEY,
+    NO_THINK,
+    SOURCE_INFO_KEY,
+    THINK,
+    THINK_INFO_KEY,
 )
 
 
@@ -83,13 +93,13 @@ def compute_bpo_metrics(
     modes = np.asarray(modes, dtype=object)[keep]
     rewards = np.asarray(rewards, dtype=float)[keep]
     lengths = np.asarray(lengths, dtype=float)[keep]
-    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
+    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep, strict=False) if k], rewards)
 
     for mode in FORCED_MODES:
         metrics.update(_mode_means(f"bpo/{mode}", modes == mode, rewards, accs, lengths))
 
     per_group: dict[Any, dict[str, list[float]]] = defaultdict(lambda: {THINK: [], NO_THINK: []})
-    for uid, mode, reward in zip(uids, modes, rewards):
+    for uid, mode, reward in zip(uids, modes, rewards, strict=True):
         per_group[uid][mode].append(reward)
     gaps = [np.mean(g[THINK]) - np.mean(g[NO_THINK]) for g in per_group.values() if g[THINK] and g[NO_THINK]]
     if gaps:
@@ -118,11 +128,13 @@ def compute_bpo_val_metrics(
     if not keep.any():
         return {}
     sources = np.asarray([str(s) for s in data_sources], dtype=object)[keep]
-    think = np.asarray([float(t) for t, k in zip(think, keep) if k], dtype=float)
+    think = np.asarray([float(t) for t, k in zip(think, keep, strict=True) if k], dtype=float)
     rewards = np.asarray(rewards, dtype=float)[keep]
-    lengths = np.asarray([float(x) for x, k in zip(lengths, keep) if k], dtype=float)
-    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep) if k], rewards)
-    given = np.asarray([AUTO if modes is None else str(m) for m, k in zip(modes or think, keep) if k], dtype=object)
+    lengths = np.asarray([float(x) for x, k in zip(lengths, keep, strict=False) if k], dtype=float)
+    accs = _acc(None if acc is None else [a for a, k in zip(acc, keep, strict=False) if k], rewards)
+    # without modes every kept row was left to the model
+    given = [AUTO] * len(think) if modes is None else [str(m) for m, k in zip(modes, keep, strict=True) if k]
+    given = np.asarray(given, dtype=object)
 
     metrics: dict[str, float] = {}
     auto = given == AUTO
@@ -154,7 +166,7 @@ def _row_lengths(t) -> list[float]:
 def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
     """Read the step's rows from TransferQueue (``tq.kv_batch_get``) and compute the ``bpo/`` metrics."""
     keep = [not tag.get("is_padding", False) for tag in batch.tags]
-    keys = [key for key, k in zip(batch.keys, keep) if k]
+    keys = [key for key, k in zip(batch.keys, keep, strict=False) if k]
     if not keys:
         return {}
     data = tq.kv_batch_get(
@@ -178,7 +190,7 @@ def train_metrics_from_transfer_queue(tq, batch) -> dict[str, float]:
         image_tokens=[e.get(IMAGE_TOKENS_KEY) if isinstance(e, dict) else None for e in extra],
     )
     if any(auto):
-        metrics["bpo/train/think_rate"] = float(np.mean([m == THINK for m, a in zip(modes, auto) if a]))
+        metrics["bpo/train/think_rate"] = float(np.mean([m == THINK for m, a in zip(modes, auto, strict=True) if a]))
     return metrics
 
 

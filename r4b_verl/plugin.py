@@ -1,8 +1,9 @@
 """verl plugin entry point: importing this module registers every r4b-verl part in this process.
 
 Registering means adding names to verl's registries (the ``bpo`` estimator, the ``bpo_bimode`` agent
-loop, the CPU platform and rollout) and the recipes' two OmegaConf resolvers; it changes no verl class. What a run changes is named by its
-config (``agent_loop_manager_class``) and listed in ``r4b_verl/verl_compat.py``.
+loop, the CPU platform and rollout) and the recipes' two OmegaConf resolvers; it changes no verl class.
+What a run changes is named by its config (``agent_loop_manager_class``) and listed in
+``r4b_verl/verl_compat.py``.
 
 verl imports it in every process that imports verl (driver, TaskRunner, agent-loop, reward and
 model workers) through the ``verl.plugins`` entry point, or through
@@ -73,7 +74,7 @@ try:
 except RecipeNotComposedError as exc:
     sys.exit(f"[r4b-verl] ERROR: {exc}")
 except Exception as exc:  # noqa: BLE001 - re-raised below, after making it visible
-    logger.error("r4b-verl plugin failed to load: %r", exc, exc_info=True)
+    logger.exception("r4b-verl plugin failed to load: %r", exc)
     print(f"[r4b-verl] ERROR: plugin failed to load: {exc!r}", file=sys.stderr, flush=True)
     try:
         _register_failure_standin(exc)

@@ -126,7 +126,8 @@ def closest_key(kind: str, overrides: Sequence[str], error: BaseException) -> st
             hint = f" Did you mean {'.'.join([*seen, close[0]])}?" if close else ""
             break
         node, seen = node[part], [*seen, part]
-    return f"{key} is not a key of this config.{hint} (A new key is added with +{key}=..., one that may be absent with ++.)"
+    return (f"{key} is not a key of this config.{hint} (A new key is added with +{key}=..., one that may be absent "
+            "with ++.)")
 
 
 def model_is_local(report: Report, key: str, path: Any) -> bool:
@@ -266,7 +267,8 @@ def sft_data(config: DictConfig, world_size: int) -> None:
                 continue
             local = os.path.expanduser(path)
             if not os.path.isfile(local):
-                raise PreflightError(f"data.{key}: no such file: {path} (checked on this host; the nodes read the same path)")
+                raise PreflightError(
+                    f"data.{key}: no such file: {path} (checked on this host; the nodes read the same path)")
             try:
                 schema = pq.read_schema(local)
                 count = pq.ParquetFile(local).metadata.num_rows

@@ -67,4 +67,5 @@ def refuse_plain_recipe_key(config: Any) -> None:
     """Refuse a composed config that still holds ``recipe`` as a plain value (the silent failure)."""
     value = config.get(RECIPE_GROUP, None) if hasattr(config, "get") else None
     if isinstance(value, str):
-        raise RecipeNotComposedError(f"the config holds a plain key recipe={value!r}: the recipe did not compose. {FIX}")
+        raise RecipeNotComposedError(
+            f"the config holds a plain key recipe={value!r}: the recipe did not compose. {FIX}")

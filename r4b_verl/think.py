@@ -8,8 +8,8 @@ response starts *inside* the block the prompt opened. Everything that reads a re
 - the tags :data:`THINK_OPEN` / :data:`THINK_CLOSE`, the modes :data:`MODES`;
 - the ``extra_info`` keys the rollout writes (:data:`MODE_KEY` ...) and the reward-extra-info keys
   the worker adds for the metrics (:data:`THINK_INFO_KEY`, :data:`LENGTH_INFO_KEY`);
-- which mode a response took (:func:`chosen_mode`, or :func:`read_chosen_mode` from token ids), its answer part (:func:`answer_part`) and
-  whether its block has the shape its mode asks for (:func:`format_score`).
+- which mode a response took (:func:`chosen_mode`, or :func:`read_chosen_mode` from token ids), its answer
+  part (:func:`answer_part`) and whether its block has the shape its mode asks for (:func:`format_score`).
 
 Rules per rollout mode (``extra_info[MODE_KEY]``):
 
@@ -92,7 +92,8 @@ def chosen_mode(response_text: str, opened: str = "") -> str:
 
 
 def _early_verdict(text: str, opened_len: int = 0) -> str | None:
-    """``chosen_mode`` of every text starting with ``text`` (its first ``opened_len`` chars from the prompt), or None."""
+    """``chosen_mode`` of every text starting with ``text`` (its first ``opened_len`` chars from the prompt),
+    or None."""
     start = text.find(THINK_OPEN)
     if start < 0:
         return None  # a later <think> may still open the block

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import verl
 
@@ -75,7 +76,8 @@ def check_signature(fn: Callable, expected: tuple[str, ...]) -> None:
     names = tuple(inspect.signature(fn).parameters)[: len(expected)]
     if names != expected:
         raise VerlCompatError(
-            f"r4b-verl wraps {fn.__qualname__}{expected} but this verl has {names}: r4b_verl/verl_compat.py needs updating"
+            f"r4b-verl wraps {fn.__qualname__}{expected} but this verl has {names}: "
+            "r4b_verl/verl_compat.py needs updating"
         )
 
 
@@ -86,7 +88,8 @@ def apply(patches: tuple[Patch, ...]) -> list[str]:
         try:
             patch.apply()
         except Exception as exc:  # noqa: BLE001 - re-raised with the patch's name and reason
-            raise VerlCompatError(f"patch {patch.name!r} ({patch.why}) failed on verl=={verl.__version__}: {exc!r}") from exc
+            raise VerlCompatError(
+                f"patch {patch.name!r} ({patch.why}) failed on verl=={verl.__version__}: {exc!r}") from exc
     return [p.name for p in patches]
 
 

@@ -79,7 +79,8 @@ def _recompute_report(lines: list[dict]) -> dict[tuple[str, str], dict]:
             tokens = [line["bpo_response_length"] for line in sel]
             cells = {"n": len(sel), "accuracy": statistics.fmean(line["acc"] for line in sel),
                      "tokens_mean": statistics.fmean(tokens), "tokens_p50": statistics.median(tokens),
-                     "tokens_p90": statistics.quantiles(tokens, n=10, method="inclusive")[8] if len(tokens) > 1 else tokens[0]}
+                     "tokens_p90": (statistics.quantiles(tokens, n=10, method="inclusive")[8] if len(tokens) > 1
+                                    else tokens[0])}
             if mode == "auto":
                 cells["think_rate"] = statistics.fmean(line["bpo_think"] > 0.5 for line in sel)
                 good = []

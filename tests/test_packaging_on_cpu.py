@@ -1,4 +1,5 @@
-"""Installs: every install mode composes +recipe=r4b_bpo, the wheel holds one namespace, a hidden Hydra plugin is refused.
+"""Installs: every install mode composes +recipe=r4b_bpo, the wheel holds one namespace, a hidden Hydra plugin is
+refused.
 
 Each install goes into its own virtual environment, made from a copy of this checkout's files (what a
 clone holds) with the README's command, `pip install [-e] .`; the dependencies are taken from the test
@@ -29,7 +30,8 @@ def new_env(where: Path) -> Path:
     """A venv (no pip) that sees the test environment's packages, but not its r4b-verl install."""
     run([sys.executable, "-m", "venv", "--without-pip", str(where)], where.parent)
     python = where / "bin" / "python"
-    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], where).stdout.strip()
+    purelib = run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                  where).stdout.strip()
     deps = [p for p in site.getsitepackages() if "site-packages" in p]
     Path(purelib, "zz_test_deps.pth").write_text("\n".join(deps) + "\n")  # after the project's own .pth
     return python
@@ -47,7 +49,8 @@ def composed(python: Path, cwd: Path, *overrides) -> subprocess.CompletedProcess
 @pytest.fixture(scope="module")
 def wheel(checkout, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), "."], checkout)
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), "."],
+        checkout)
     (whl,) = out.glob("r4b_verl-*.whl")
     return whl
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import yaml
 
 FIND_BPO = "import verl; from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY as R; print('bpo' in R)"
@@ -118,7 +117,8 @@ _SCAN = textwrap.dedent("""
         fn = getattr(obj, "__func__", obj)
         fn = getattr(fn, "fget", fn)
         filename = getattr(getattr(fn, "__code__", None), "co_filename", None)
-        return "/r4b_verl/" in (filename if isinstance(filename, str) else "") or (getattr(fn, "__module__", None) or "").startswith("r4b_verl")
+        return ("/r4b_verl/" in (filename if isinstance(filename, str) else "")
+                or (getattr(fn, "__module__", None) or "").startswith("r4b_verl"))
 
     def scan():
         found = set()

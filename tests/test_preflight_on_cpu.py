@@ -77,7 +77,8 @@ def fill_placeholders(words: list[str], assets: Path) -> list[str]:
             word = f"{key}=doc"
         out.append(word)
     keys = {w.partition("=")[0].lstrip("+") for w in out}
-    return out + [f"{k}={v}" for k, v in values.items() if k.startswith(("actor_rollout_ref.model", "data.")) and k not in keys]
+    return out + [f"{k}={v}" for k, v in values.items()
+                  if k.startswith(("actor_rollout_ref.model", "data.")) and k not in keys]
 
 
 def test_the_docs_hold_gpu_commands():
@@ -140,7 +141,7 @@ def eval_overrides(lines: list[list[str]], tmp: Path) -> list[str]:
 
     words = next(w for w in lines if w[1:3] == ["-m", "r4b_verl.evaluate"])
     ours, hydra = split_overrides(words[4:])
-    opts = dict(zip(ours[::2], ours[1::2]))
+    opts = dict(zip(ours[::2], ours[1::2], strict=False))
     return eval_command(opts["--model"], opts["--data"], tmp, opts["--recipe"], overrides=tuple(hydra))[3:]
 
 
@@ -243,7 +244,8 @@ def test_a_bad_data_row_is_refused(assets, tmp_path):
     bad = tmp_path / "bad.parquet"
     rows.to_parquet(bad)
     report = check("ppo", job(assets, f"data.train_files={bad}"))
-    assert any(c.startswith("data check") and "row 1" in m and str(bad) in m for c, m in report.problems), problems(report)
+    assert any(c.startswith("data check") and "row 1" in m and str(bad) in m for c, m in report.problems), \
+        problems(report)
 
 
 def test_make_preflight_prints_ok(assets):
@@ -301,7 +303,8 @@ def test_stage1_targets_preflight_the_sft_job(assets, sft_file, tmp_path):
     stage1 = [f"MODEL={assets / 'model'}", f"DATA={sft_file}", f"JOB_PYTHON={sys.executable}",
               f"ANNEAL_OUT={tmp_path / 'anneal'}"]
     out = run_make("anneal", *stage1, env={"PREFLIGHT_ONLY": "1"})  # run_anneal.sh stops after its preflight
-    assert out.returncode == 0 and "preflight sft +recipe=r4b_anneal, world size 8" in out.stdout, out.stdout + out.stderr
+    assert out.returncode == 0 and "preflight sft +recipe=r4b_anneal, world size 8" in out.stdout, \
+        out.stdout + out.stderr
     sbatch, called = fake_sbatch(tmp_path)
     out = run_make("anneal-slurm", *stage1, "NNODES=2", f"SBATCH={sbatch}")
     assert out.returncode == 0 and called.exists(), out.stdout + out.stderr
@@ -329,9 +332,11 @@ def test_stage1_refused_before_sbatch(assets, tmp_path):
         (["data.train_batch_size=1000"], r"hold 512 rows, fewer than data\.train_batch_size=1000: .* 0 steps"),
         (["trainer.n_gpus_per_node=3"], r"train_batch_size=256 is not a multiple of the data-parallel size 3"),
         (["model.path=/no/such/model"], r"model\.path=/no/such/model: no such directory"),
-        (["optim.lr_scheduler_type=sawtooth"], r"assert self\.lr_scheduler_type in \[.constant., .cosine.\] \(optimizer\.py"),
+        (["optim.lr_scheduler_type=sawtooth"],
+         r"assert self\.lr_scheduler_type in \[.constant., .cosine.\] \(optimizer\.py"),
     ],
 )
 def test_a_broken_stage1_command_fails_with_its_key(assets, sft_file, extra, match):
-    report = check("sft", ["+recipe=r4b_anneal", f"model.path={assets / 'model'}", f"data.train_files={sft_file}", *extra])
+    report = check("sft", ["+recipe=r4b_anneal", f"model.path={assets / 'model'}", f"data.train_files={sft_file}",
+                           *extra])
     assert any(re.search(match, m) for _, m in report.problems), problems(report)

@@ -228,7 +228,7 @@ def build(
         rows_in[(source, label)] += 1
 
         def flag(reason, detail, mode=None):
-            bad.append(BadSample(i, mode, source, label, reason, detail))
+            bad.append(BadSample(i, mode, source, label, reason, detail))  # noqa: B023 - called in this iteration only
 
         progress(i + 1)
         if label not in LABEL_MODE:
@@ -307,7 +307,7 @@ def build(
         )
         prompt_cache: dict[int, list[int]] = {}
         kept = []
-        for k, (sample, r) in enumerate(zip(candidates, rendered)):
+        for k, (sample, r) in enumerate(zip(candidates, rendered, strict=True)):
             src = sample["source_index"]
             if src not in prompt_cache:
                 prompt_cache[src] = stage2_prompt_ids(tokenizer, sample["_prompt"], chat_template_kwargs)

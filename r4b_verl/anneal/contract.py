@@ -202,7 +202,8 @@ def check_rendered(
     if start is None:
         return "no trained token: the assistant message renders no tokens after the generation prompt"
     if prompt_ids is not None and ids[:start] != prompt_ids:
-        at = next((i for i, (a, b) in enumerate(zip(ids[:start], prompt_ids)) if a != b), min(start, len(prompt_ids)))
+        at = next((i for i, (a, b) in enumerate(zip(ids[:start], prompt_ids, strict=False)) if a != b),
+                  min(start, len(prompt_ids)))
         return (
             f"the {start} tokens before the first trained one differ from the {len(prompt_ids)} stage-2 prompt ids "
             f"from token {at} on (SFT {tokenizer.decode(ids[at:start])!r} vs "
@@ -271,7 +272,7 @@ def check_template(
         samples.append(sample)
     prompt_ids = stage2_prompt_ids(tokenizer, prompt, chat_template_kwargs)
     rendered_all = render_with_verl(samples, tokenizer, chat_template_kwargs, enable_thinking_key)
-    for mode, sample, rendered in zip((THINK, NO_THINK), samples, rendered_all):
+    for mode, sample, rendered in zip((THINK, NO_THINK), samples, rendered_all, strict=True):
         problem = check_rendered(rendered, mode, tokens, prompt_ids, tokenizer, reasoning, answer)
         if problem:
             kwargs = dict(chat_template_kwargs or {})

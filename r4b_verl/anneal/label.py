@@ -15,7 +15,8 @@ most of the ``--n`` votes say so (``--no-judge`` leaves them ``unlabelled``).
 
 The sampling is verl's, the evaluation's command (``r4b_verl.evaluate.run.eval_command``) in one mode:
 ``python -m verl.trainer.main_ppo +recipe=... trainer.val_only=true bpo.val_mode=<mode>
-actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and ``trainer.validation_data_dir``, vLLM on GPU, the CPU backend with ``--recipe r4b_bpo_cpu``. The BPO
+actor_rollout_ref.rollout.val_kwargs.n=<n>`` with sampling on and ``trainer.validation_data_dir``, vLLM on GPU,
+the CPU backend with ``--recipe r4b_bpo_cpu``. The BPO
 worker writes each row's ``extra_info.index`` into the dump (``bpo_index``); the labeller gives every
 row of a chunk its position there, so nothing depends on verl's per-run uids.
 
@@ -78,7 +79,8 @@ def counts_from_dump(dump_dir: Path) -> dict[int, tuple[int, int]]:
     for number, text in jsonl_lines(path):
         line = json.loads(text)
         if INDEX_INFO_KEY not in line:
-            raise ValueError(f"{path}:{number}: no {INDEX_INFO_KEY}: the annotator run did not use r4b-verl's BPO worker")
+            raise ValueError(
+                f"{path}:{number}: no {INDEX_INFO_KEY}: the annotator run did not use r4b-verl's BPO worker")
         position = int(line[INDEX_INFO_KEY])
         counts[position][0] += float(line.get("acc", line.get("score", 0.0))) >= 1.0
         counts[position][1] += 1
@@ -99,7 +101,8 @@ def run_chunk(rows: pd.DataFrame, work: Path, args, overrides: list[str]) -> dic
     print("== labelling:", " ".join(cmd), flush=True)
     code = run_validation(cmd, work, "label.log")
     if code != 0:
-        raise RuntimeError(f"the annotator run for {len(rows)} rows failed (exit {code}); its output: {work / 'label.log'}")
+        raise RuntimeError(
+            f"the annotator run for {len(rows)} rows failed (exit {code}); its output: {work / 'label.log'}")
     return counts_from_dump(work / "generations")
 
 
@@ -151,7 +154,7 @@ def label(args, overrides: list[str]) -> pd.DataFrame:
                    else rows.iloc[p].to_dict() for p in positions]
         chunk = pd.DataFrame(records, columns=rows.columns)
         chunk["extra_info"] = [{**(e if isinstance(e, dict) else {}), "index": p}
-                               for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions)]
+                               for e, p in zip(chunk.get("extra_info", [None] * len(chunk)), positions, strict=True)]
         counts = run_chunk(chunk, out.parent / f"{out.name}.work" / f"chunk_{start}", args, overrides)
         with open(sidecar, "a", encoding="utf-8") as f:
             for p in positions:
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the annotator's mode (default no_think)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)")
     p.add_argument("--recipe", default="r4b_bpo", help="+recipe= (r4b_bpo on GPUs, r4b_bpo_cpu on CPU)")
-    p.add_argument("--chunk-rows", type=int, default=2000, help="rows per annotator run: the unit a restart resumes from")
+    p.add_argument("--chunk-rows", type=int, default=2000,
+                   help="rows per annotator run: the unit a restart resumes from")
     p.add_argument("--label-column", help="a column with the user's own labels (reasoning|direct) for subjective rows")
     judge = p.add_mutually_exclusive_group()
     judge.add_argument("--judge-prompt", default=JUDGE_PROMPT,

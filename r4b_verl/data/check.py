@@ -77,7 +77,7 @@ def _json_rows(path: Path) -> Iterator[tuple[int, dict, None]]:
         yield index, row, None
 
 
-def check_file(path, settings: Settings = Settings(), *, decode: bool = True, tokenizer=None,
+def check_file(path, settings: Settings = Settings(), *, decode: bool = True, tokenizer=None,  # noqa: B008 - Settings is a frozen dataclass
                template_kwargs: Mapping | None = None, max_prompt_length: int | None = None,
                prompt_key: str = "prompt", image_key: str = "images", progress: bool = False,
                reward: str | None = None) -> FileReport:

@@ -1,4 +1,5 @@
-"""Turn a downloaded dataset into verl RL rows: ``python -m r4b_verl.data.prepare --dataset NAME --input PATH --out DIR``.
+"""Turn a downloaded dataset into verl RL rows:
+``python -m r4b_verl.data.prepare --dataset NAME --input PATH --out DIR``.
 
 Reads parquet, JSON / JSONL or a saved ``datasets`` folder (``readers.py``), converts each row with
 its family's converter (``converters.py``), checks the result as ``r4b_verl.data.check`` would
@@ -111,7 +112,7 @@ def write(rows: list[Prepared], split: str, path: Path, summary: OutputSummary) 
 
 def prepare(name: str, input_path: str, out_dir: str, *, val_input: str | None = None, split: str | None = None,
             val_size: float = 0.05, limit: int | None = None, seed: int = 0, strict: bool = False,
-            data_source: str | None = None, settings: Settings = Settings()) -> list[OutputSummary]:
+            data_source: str | None = None, settings: Settings = Settings()) -> list[OutputSummary]:  # noqa: B008 - Settings is a frozen dataclass
     """Write ``train.parquet`` (and ``val.parquet`` unless it would be empty) under ``out_dir``."""
     if name not in FAMILIES:
         raise PrepareError(f"unknown --dataset {name!r}; one of {', '.join(FAMILIES)}")

@@ -84,8 +84,8 @@ def check_config_data(config) -> list[FileReport]:
                 logger.warning("bpo.data_check: %s is not a local file; not checked at start-up", path)
                 continue
             try:
-                reports.append(check_file(os.path.expanduser(path.removeprefix("file://")), settings, decode=False, prompt_key=prompt_key,
-                                          image_key=image_key, reward=fixed))
+                reports.append(check_file(os.path.expanduser(path.removeprefix("file://")), settings, decode=False,
+                                          prompt_key=prompt_key, image_key=image_key, reward=fixed))
             except DataCheckError as exc:
                 raise DataCheckError(f"data.{key}: {exc}") from None
     bad = [r for r in reports if r.bad]

@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-anneal-both", type=int, default=0,
                         help="also write anneal_both.parquet: this many more toy rows (default 0: none)")
     parser.add_argument("--anneal-steps", type=int, default=0, choices=[0],
-                        help="only 0 (old command lines): the in-process warm-up is gone, stage 1 runs on verl's SFT trainer")
+                        help="only 0 (old command lines): the in-process warm-up is gone, stage 1 runs on verl's "
+                             "SFT trainer")
     parser.add_argument("--hidden-size", type=int, default=64, help="model width (default 64)")
     parser.add_argument("--layers", type=int, default=2, help="transformer layers (default 2)")
     args = parser.parse_args(argv)
@@ -46,12 +47,14 @@ def main(argv: list[str] | None = None) -> int:
                         num_layers=args.layers, seed=args.seed)  # saves model and tokenizer
     paths = build_dataset(out, n_train=args.n_train, n_val=args.n_val, seed=args.seed)
     if args.n_anneal > 0:
-        paths["anneal"] = write_parquet(annealing_rows(args.n_anneal, seed=args.seed), os.path.join(out, "anneal.parquet"))
+        paths["anneal"] = write_parquet(annealing_rows(args.n_anneal, seed=args.seed),
+                                        os.path.join(out, "anneal.parquet"))
     if args.n_anneal_both > 0:
         paths["anneal_both"] = write_parquet(annealing_rows(args.n_anneal_both, split="anneal_both", seed=args.seed),
                                              os.path.join(out, "anneal_both.parquet"))
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model      {model_dir}  ({n_params / 1e3:.0f}k parameters, vocab {model.config.vocab_size}; random weights)")
+    print(f"model      {model_dir}  ({n_params / 1e3:.0f}k parameters, vocab {model.config.vocab_size}; "
+          "random weights)")
     for split, path in paths.items():
         print(f"{split:<10} {path}")
     return 0

@@ -58,14 +58,15 @@ def anneal(model, processor, steps: int = 150, batch_size: int = 16, lr: float =
     try:
         for step in range(steps):
             batch = samples[step * batch_size : (step + 1) * batch_size]
-            prompts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m, _, _ in batch]
+            prompts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                       for m, _, _ in batch]
             inputs = processor(
-                text=[p + c for p, (_, c, _) in zip(prompts, batch)], images=[img for _, _, img in batch],
+                text=[p + c for p, (_, c, _) in zip(prompts, batch, strict=True)], images=[img for _, _, img in batch],
                 padding=True, return_tensors="pt",
             )
             labels = inputs["input_ids"].clone()
             labels[inputs["attention_mask"] == 0] = -100
-            for row, (prompt, (_, completion, img)) in enumerate(zip(prompts, batch)):
+            for row, (prompt, (_, completion, img)) in enumerate(zip(prompts, batch, strict=True)):
                 n_completion = len(tokenizer.encode(completion, add_special_tokens=False))
                 n_real = int(inputs["attention_mask"][row].sum())
                 start = labels.shape[1] - n_real if tokenizer.padding_side == "left" else 0
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = build_dataset(out, n_train=args.n_train, n_val=args.n_val, seed=args.seed)
     n_params = sum(p.numel() for p in model.parameters())
     n_vision = sum(p.numel() for n, p in model.named_parameters() if "visual" in n)
-    print(f"model      {model_dir}  ({n_params / 1e3:.0f}k parameters, {n_vision / 1e3:.0f}k in the vision tower; {note})")
+    print(f"model      {model_dir}  ({n_params / 1e3:.0f}k parameters, {n_vision / 1e3:.0f}k in the vision tower; "
+          f"{note})")
     for split, path in paths.items():
         print(f"{split:<10} {path}")
     return 0

@@ -76,7 +76,8 @@ def make_rows(n: int, split: str, seed: int = 0) -> list[dict[str, Any]]:
                 "images": [{"bytes": png_bytes(draw(count, rng))}],
                 "ability": "math",
                 "reward_model": {"style": "rule", "ground_truth": answer},
-                "extra_info": {"split": split, "index": index, "level": level, "question": question(), "answer": answer},
+                "extra_info": {"split": split, "index": index, "level": level, "question": question(),
+                               "answer": answer},
             }
         )
     return rows

@@ -51,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if losses:
-        print(f"stage 1: {losses[-1][0]} SFT steps, train/loss {losses[0][1]:.3f} (step {losses[0][0]}) -> {losses[-1][1]:.3f}")
+        print(f"stage 1: {losses[-1][0]} SFT steps, train/loss {losses[0][1]:.3f} (step {losses[0][0]}) "
+              f"-> {losses[-1][1]:.3f}")
     n = next(iter(table.values())).get(f"{THINK}_n", 0)
     print(f"stage-1 model, sampled validation ({n} responses per level and mode):")
-    print(f"  {'level':<16} {'forced think acc':>16} {'forced no_think acc':>19} {'auto acc':>9} {'auto think rate':>15}")
+    print(f"  {'level':<16} {'forced think acc':>16} {'forced no_think acc':>19} {'auto acc':>9} "
+          f"{'auto think rate':>15}")
     for source, cell in table.items():
-        print(f"  {source:<16} {cell.get(f'{THINK}_acc', float('nan')):>16.3f} {cell.get(f'{NO_THINK}_acc', float('nan')):>19.3f} "
+        print(f"  {source:<16} {cell.get(f'{THINK}_acc', float('nan')):>16.3f} "
+              f"{cell.get(f'{NO_THINK}_acc', float('nan')):>19.3f} "
               f"{cell.get(f'{AUTO}_acc', float('nan')):>9.3f} {cell.get('auto_think_rate', float('nan')):>15.3f}")
     if args.json:
         args.json.write_text(json.dumps({"sft_loss": losses, "levels": table}, indent=1))

@@ -126,7 +126,8 @@ def lm_config(tokenizer, hidden_size: int = 64, num_layers: int = 2) -> dict:
     )
 
 
-def build_model(out_dir: str | os.PathLike | None, tokenizer, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
+def build_model(out_dir: str | os.PathLike | None, tokenizer, hidden_size: int = 64, num_layers: int = 2,
+                seed: int = 0):
     """A random Qwen2 causal LM sized to ``tokenizer`` (about 0.1M parameters at the defaults)."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import os
 import random
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 DATA_SOURCE = "toy_math"  # + "_easy" / "_hard"
 N_OPERANDS = {"easy": 2, "hard": 4}

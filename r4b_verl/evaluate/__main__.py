@@ -58,7 +58,8 @@ def run(args, overrides: list[str]) -> int:
         print(f"[r4b-verl eval] the preflight refused the evaluation command: {exc}", file=sys.stderr)
         return 1
     if code != 0:
-        print(f"[r4b-verl eval] the evaluation run failed (exit {code}); its output: {out / 'eval.log'}", file=sys.stderr)
+        print(f"[r4b-verl eval] the evaluation run failed (exit {code}); its output: {out / 'eval.log'}",
+              file=sys.stderr)
         return code
     return report(out / "generations", out, None)
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from r4b_verl.think import LENGTH_INFO_KEY, MODE_KEY, MODES, SOURCE_INFO_KEY, THINK_INFO_KEY
 

@@ -71,7 +71,8 @@ def training_plots(curves: dict[str, dict[int, float]], think_rates: dict[str, d
          {k: curves[k] for k in ("bpo/think/reward/mean", "bpo/no_think/reward/mean",
                                  "bpo/think/acc/mean", "bpo/no_think/acc/mean") if k in curves}),
         (axes[1, 0], "response length per mode",
-         {k: curves[k] for k in ("bpo/think/response_length/mean", "bpo/no_think/response_length/mean") if k in curves}),
+         {k: curves[k] for k in ("bpo/think/response_length/mean", "bpo/no_think/response_length/mean")
+          if k in curves}),
         (axes[1, 1], "reward gap (think - no_think)", {k: curves[k] for k in ("bpo/reward_gap/mean",) if k in curves}),
     ]
     for ax, title, series in panels:

@@ -147,7 +147,7 @@ def plot(results: dict[str, dict[str, dict[int, float]]], path: Path) -> Path:
     panels = [*(f"think_rate/{s}" for s in SOURCES), "acc", "response_length"]
     titles = [f"auto-mode think rate, {s}" for s in SOURCES] + ["validation accuracy (auto)", "response length (auto)"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
-    for ax, key, title in zip(axes, panels, titles):
+    for ax, key, title in zip(axes, panels, titles, strict=True):
         for method, r in results.items():
             points = r[key]
             if points:
@@ -212,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not methods or args.steps < 1:
         p.error(f"--methods must name some of {sorted(METHODS)} (unknown: {unknown}); --steps >= 1")
     try:
-        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k, overrides, args.lr)
+        results = compare(Path(args.out), methods, args.steps, args.init_model, args.train, args.val, args.k,
+                          overrides, args.lr)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -71,7 +71,8 @@ def _options(config, key: str, defaults: dict) -> dict:
     out.update({k: v for k, v in dict(block).items() if v is not None})
     unknown = sorted(set(out) - set(defaults))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(f'algorithm.{key}.{k}' for k in unknown)}; known: {sorted(defaults)}")
+        raise ValueError(
+            f"unknown key(s) {', '.join(f'algorithm.{key}.{k}' for k in unknown)}; known: {sorted(defaults)}")
     return out
 
 
@@ -95,7 +96,8 @@ def autothink_rewards(scores: np.ndarray, modes: np.ndarray, acc: np.ndarray, le
         raise ValueError(f"algorithm.autothink.stage must be 1, 2 or 3, got {stage}")
     if stage == 1 and len(r):
         p = think.mean()
-        for sel, share, target in ((think, p, np.where(correct, 0.0, -1.0)), (~think, 1 - p, np.where(correct, 1.0, -2.0))):
+        for sel, share, target in ((think, p, np.where(correct, 0.0, -1.0)),
+                                   (~think, 1 - p, np.where(correct, 1.0, -2.0))):
             if share > b:
                 lam = min(max(2 * (share - b), 0.0), 1.0)
                 r[sel] = (1 - lam) * r[sel] + lam * target[sel]

@@ -67,7 +67,8 @@ def compute_policy_loss_decision(
     base = get_policy_loss_fn(base_name)
     first = first_token_mask(response_mask)
     if pl.get("decision_old_log_prob", None) is not None:
-        old_log_prob = torch.where(first > 0, torch.full_like(old_log_prob, float(pl.decision_old_log_prob)), old_log_prob)
+        old_log_prob = torch.where(first > 0, torch.full_like(old_log_prob, float(pl.decision_old_log_prob)),
+                                   old_log_prob)
     weight = pl.get("decision_weight", None)
     if weight is None:
         return base(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config, rollout_is_weights)
@@ -84,6 +85,7 @@ def compute_policy_loss_decision(
     n_tok = info.get("batch_num_tokens") or (response_mask > 0).sum()
     rest_sum, metrics = base(old_log_prob, log_prob, advantages, rest, "token-sum", config, rollout_is_weights)
     first_sum, _ = base(old_log_prob, log_prob, advantages, first, "token-sum", config, rollout_is_weights)
-    n_rest = torch.clamp(torch.as_tensor(n_tok, dtype=log_prob.dtype) - torch.as_tensor(n_seq, dtype=log_prob.dtype), min=1)
+    n_rest = torch.clamp(torch.as_tensor(n_tok, dtype=log_prob.dtype) - torch.as_tensor(n_seq, dtype=log_prob.dtype),
+                         min=1)
     loss = float(weight) * first_sum / torch.as_tensor(n_seq, dtype=log_prob.dtype).clamp(min=1) + rest_sum / n_rest
     return loss, metrics

@@ -39,7 +39,7 @@ def presample(model: str, data: str, out: str, k: int = 16, temperature: float =
     ref = (labelled["n_correct"].astype(float) / labelled["n_sampled"]).tolist()
     rows = pd.read_parquet(data).reset_index(drop=True)
     rows["extra_info"] = [{**(e if isinstance(e, dict) else {}), REF_ACC_KEY: r}
-                          for e, r in zip(rows.get("extra_info", [None] * len(rows)), ref)]
+                          for e, r in zip(rows.get("extra_info", [None] * len(rows)), ref, strict=True)]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rows.to_parquet(out_path)
     return rows
@@ -61,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.k < 1:
         p.error("--k must be at least 1")
     try:
-        rows = presample(args.model, args.data, args.out, args.k, args.temperature, args.recipe, args.chunk_rows, overrides)
+        rows = presample(args.model, args.data, args.out, args.k, args.temperature, args.recipe, args.chunk_rows,
+                         overrides)
     except (ValueError, RuntimeError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ref = pd.Series([e[REF_ACC_KEY] for e in rows["extra_info"]])
-    print(f"Rref: mean {ref.mean():.3f} over {len(rows)} rows ({(ref == 0).mean():.0%} at 0, {(ref == 1).mean():.0%} at 1)"
-          f"\nwritten    {args.out}")
+    print(f"Rref: mean {ref.mean():.3f} over {len(rows)} rows ({(ref == 0).mean():.0%} at 0, "
+          f"{(ref == 1).mean():.0%} at 1)\nwritten    {args.out}")
     return 0
 
 

@@ -46,8 +46,8 @@ def method_options(method: Any) -> tuple[str, dict]:
     if isinstance(method, str):
         method = {"name": method}
     if not isinstance(method, Mapping) or method.get("name") not in DEFAULTS:
-        raise ValueError(f"reward.custom_reward_function.reward_kwargs.method must be {{name: one of {sorted(DEFAULTS)}, "
-                         f"...options}}, got {method!r}")
+        raise ValueError(f"reward.custom_reward_function.reward_kwargs.method must be "
+                         f"{{name: one of {sorted(DEFAULTS)}, ...options}}, got {method!r}")
     name = method["name"]
     options = dict(DEFAULTS[name])
     unknown = sorted(set(method) - {"name"} - set(options))
@@ -114,7 +114,8 @@ def _finish(result: dict, method, solution_str, extra_info) -> dict:
     mode = info.get(CHOSEN_MODE_KEY)
     if mode not in (THINK, NO_THINK):
         raise ValueError(f"reward method {name} needs extra_info.{CHOSEN_MODE_KEY} (think / no_think): "
-                         "run the bpo_bimode agent loop (actor_rollout_ref.rollout.agent.default_agent_loop=bpo_bimode)")
+                         "run the bpo_bimode agent loop "
+                         "(actor_rollout_ref.rollout.agent.default_agent_loop=bpo_bimode)")
     text = solution_str if isinstance(solution_str, str) else str(solution_str)
     score = method_score(name, options, float(result.get("acc", 0.0)), mode, text, info)
     return {**result, "base_score": float(result["score"]), "score": score}
@@ -126,7 +127,8 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, meth
     return _finish(result, method, solution_str, extra_info)
 
 
-async def compute_score_async(data_source, solution_str, ground_truth, extra_info=None, method=None, **reward_kwargs) -> dict:
+async def compute_score_async(data_source, solution_str, ground_truth, extra_info=None, method=None,
+                              **reward_kwargs) -> dict:
     """``r4b_verl.reward.compute_score_async``, then the method's table (module doc)."""
     result = await base_reward.compute_score_async(data_source, solution_str, ground_truth, extra_info, **reward_kwargs)
     return _finish(result, method, solution_str, extra_info)

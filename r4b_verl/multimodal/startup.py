@@ -43,7 +43,8 @@ def _probe_image():
 
 def check_image_helper(dataset_cls: type, image_patch_size: int = 14, config: Any = None) -> None:
     """Run ``dataset_cls``'s own image extraction on a synthetic image; raise with the fix if it fails."""
-    messages = [{"role": "user", "content": [{"type": "image", "image": _probe_image()}, {"type": "text", "text": "?"}]}]
+    messages = [{"role": "user",
+                 "content": [{"type": "image", "image": _probe_image()}, {"type": "text", "text": "?"}]}]
     try:
         images, _videos, *_ = dataset_cls._process_multi_modal_info(messages, image_patch_size, config)
     except Exception as exc:  # noqa: BLE001 - verl turns this very error into silently dropped rows
@@ -60,7 +61,8 @@ def check_image_helper(dataset_cls: type, image_patch_size: int = 14, config: An
 
 def _refuse(n_image_rows: int, where: str, processor: Any, dataset_cls: type, image_patch_size: int, config) -> None:
     if processor is None:
-        raise MultimodalSetupError(f"{where} has {n_image_rows} image row(s) but this run has no processor: {PROCESSOR_FIX}")
+        raise MultimodalSetupError(
+            f"{where} has {n_image_rows} image row(s) but this run has no processor: {PROCESSOR_FIX}")
     check_image_helper(dataset_cls, image_patch_size, config)
 
 
@@ -89,7 +91,8 @@ def check_image_rows(dataframe, data_files, image_key: str, video_key: str, proc
     ``dataframe`` is the ``datasets.Dataset`` verl loaded; only the media columns' list lengths are
     read (Arrow, no image decoding). Returns the number of image/video rows.
     """
-    n = count_media_rows(dataframe.data.table if hasattr(dataframe.data, "table") else dataframe.data, (image_key, video_key))
+    n = count_media_rows(dataframe.data.table if hasattr(dataframe.data, "table") else dataframe.data,
+                         (image_key, video_key))
     if n:
         _refuse(n, f"{list(data_files)}", processor, dataset_cls, _patch_size(processor), config)
     return n

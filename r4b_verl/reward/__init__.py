@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 
 from r4b_verl.think import THINK_CLOSE, answer_part, format_score, normalize_mode
+
 from .gold import null_gold
 from .math_answer import STATS, reset_caches
 from .outcome import PRED_MAX_CHARS, RESULT_KEYS, Outcome, to_result
@@ -92,8 +93,8 @@ def _warn_null_gold(data_source) -> None:
         if source in _null_gold_sources or len(_null_gold_sources) > 1024:
             return
         _null_gold_sources.add(source)
-    logger.warning("reward: a row of data_source %r has a null ground truth (reward_model.ground_truth): every response "
-                   "to it scores 0. Find the rows with: python -m r4b_verl.data.check FILE", source)
+    logger.warning("reward: a row of data_source %r has a null ground truth (reward_model.ground_truth): "
+                   "every response to it scores 0. Find the rows with: python -m r4b_verl.data.check FILE", source)
 
 
 def _builtin(name, fn, data_source, solution_str, ground_truth, mode, settings) -> dict | Callable[[], dict]:

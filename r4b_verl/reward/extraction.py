@@ -20,9 +20,9 @@ Only the ordering of ``extract_target_from_pred`` is repeated here (a few lines)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Sequence
 
 from latex2sympy2_extended.math_normalization import normalize_latex
 from math_verify.parser import (

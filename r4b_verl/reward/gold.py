@@ -38,7 +38,7 @@ def null_gold(ground_truth) -> bool:
     return not golds or all(_is_null(g) for g in golds)
 
 
-def gold_problem(reward: str, ground_truth, settings: Settings = Settings()) -> str | None:
+def gold_problem(reward: str, ground_truth, settings: Settings = Settings()) -> str | None:  # noqa: B008 - Settings is a frozen dataclass
     """None if ``reward`` (a route's name) can read ``ground_truth``, else why not."""
     if isinstance(ground_truth, str) and len(ground_truth) <= 256:
         return _short_gold_problem(reward, ground_truth, settings)  # datasets repeat their golds: cached

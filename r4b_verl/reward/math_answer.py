@@ -156,7 +156,7 @@ def _gold_candidate(gold: str) -> Candidate | None:
 _SIGNED_LEADING_ZERO = re.compile(r"-0\d")
 _NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 _TOO_MANY_DIGITS = 4000  # Python converts at most 4300 (sys.get_int_max_str_digits())
-_LONG_DIGITS = re.compile(r"\d[\d, ]{%d}" % (_TOO_MANY_DIGITS - 1))
+_LONG_DIGITS = re.compile(r"\d[\d, ]{%d}" % (_TOO_MANY_DIGITS - 1))  # noqa: UP031 - % keeps the regex braces unescaped
 
 
 def _number_parse_risk(answer: str) -> bool:

@@ -14,7 +14,7 @@ import fnmatch
 import functools
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from .choice import score_choice
 from .exact import score_exact

@@ -107,7 +107,8 @@ class VerdictStore:
                 self._puts += 1
                 trim = self._puts % _TRIM_EVERY == 0
             if trim and conn.execute("SELECT max(rowid) - min(rowid) FROM verdicts").fetchone()[0] > MAX_ROWS:
-                conn.execute("DELETE FROM verdicts WHERE rowid < (SELECT min(rowid) FROM verdicts) + ?", (MAX_ROWS // 10,))
+                conn.execute("DELETE FROM verdicts WHERE rowid < (SELECT min(rowid) FROM verdicts) + ?",
+                             (MAX_ROWS // 10,))
         except sqlite3.Error:
             pass  # busy: this verdict is just not shared
 

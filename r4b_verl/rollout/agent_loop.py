@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, register
 from verl.experimental.agent_loop.single_turn_agent_loop import SingleTurnAgentLoop
@@ -83,7 +84,7 @@ class LoopSetups:
     def __init__(self):
         self._entries: dict[tuple[int, int, int], tuple[Any, Any, Any, LoopSetup]] = {}
 
-    def get(self, loop: "BPOBiModeAgentLoop") -> LoopSetup:
+    def get(self, loop: BPOBiModeAgentLoop) -> LoopSetup:
         key = (id(loop.config), id(loop.tokenizer), id(loop.processor))
         if key not in self._entries:
             options = BPORolloutOptions.from_trainer_config(loop.config)
@@ -185,7 +186,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
             ),
         )
         budget = self.prompt_length - self.prefixes.max_len
-        base_ids = fit_prompt(list(base_ids), budget, self.setup.truncation, multimodal=bool(images or videos or audios))
+        base_ids = fit_prompt(list(base_ids), budget, self.setup.truncation,
+                              multimodal=bool(images or videos or audios))
         return base_ids + self.prefixes.ids[self.mode]
 
     def is_validation(self) -> bool:
@@ -225,7 +227,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
         return self.prefixes.decision_tail(mode)
 
     def _move_into_response(self, output: AgentLoopOutput, moved: list[int]) -> None:
-        """``bpo.decision_token.position=response``: the forced decision token (and the rest of the prefix) become response tokens.
+        """``bpo.decision_token.position=response``: the forced decision token (and the rest of the prefix)
+        become response tokens.
 
         Only the decision token is trained (mask 1); its rollout log-prob is the log of the probability
         with which the mode was forced (AdaptThink: log 0.5). See the rollout README, "mode token".
@@ -246,7 +249,8 @@ class BPOBiModeAgentLoop(SingleTurnAgentLoop):
         """
         if moved:  # part of the prefix moved into the response: the prompt holds less of the block
             prefix_ids = self.prefixes.ids[self.mode]
-            opened = self.prefixes.preset.template_opens + self.tokenizer.decode(prefix_ids[: len(prefix_ids) - len(moved)])
+            opened = self.prefixes.preset.template_opens + self.tokenizer.decode(
+                prefix_ids[: len(prefix_ids) - len(moved)])
         else:
             opened = self.setup.opened[self.mode]
         return read_chosen_mode(self.tokenizer.decode, response_ids, opened)

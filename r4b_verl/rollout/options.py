@@ -81,7 +81,8 @@ class BPORolloutOptions:
         values = {k: v for k, v in block.items() if v is not None}  # null -> default
         token = values.get("decision_token", {})
         if not isinstance(token, dict) or set(token) - {"position", "weight"}:
-            raise BPOConfigError(f"bpo.decision_token must be {{position: prompt|response, weight: null|number}}, got {token!r}")
+            raise BPOConfigError(
+                f"bpo.decision_token must be {{position: prompt|response, weight: null|number}}, got {token!r}")
         values["decision_token"] = DecisionToken(**{k: v for k, v in token.items() if v is not None})
         options = cls(**values)
         options.check()
@@ -101,7 +102,8 @@ class BPORolloutOptions:
             raise BPOConfigError(f"bpo.train_mode must be one of {list(TRAIN_MODES)}, got {self.train_mode!r}")
         position, weight = self.decision_token.position, self.decision_token.weight
         if position not in DECISION_POSITIONS:
-            raise BPOConfigError(f"bpo.decision_token.position must be one of {list(DECISION_POSITIONS)}, got {position!r}")
+            raise BPOConfigError(
+                f"bpo.decision_token.position must be one of {list(DECISION_POSITIONS)}, got {position!r}")
         if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0):
             raise BPOConfigError(f"bpo.decision_token.weight must be null or a number >= 0, got {weight!r}")
         pt = self.prefix_tokens

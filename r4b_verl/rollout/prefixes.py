@@ -119,7 +119,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 def tokenize_prefixes(preset: PrefixPreset, tokenizer: Any) -> PrefixTokens:
     ids = {mode: encode(tokenizer, preset.prefix(mode)) for mode in MODES}
     think, no_think = ids["think"], ids["no_think"]
-    decision = next((i for i, (a, b) in enumerate(zip(think, no_think)) if a != b), None)
+    decision = next((i for i, (a, b) in enumerate(zip(think, no_think, strict=False)) if a != b), None)
     if decision is None and len(think) != len(no_think):
         decision = min(len(think), len(no_think))  # one is a strict prefix of the other
     return PrefixTokens(preset=preset, ids=ids, decision_index=decision)
@@ -197,9 +197,10 @@ def check_prefixes(
         think, no_think = tokens.ids["think"], tokens.ids["no_think"]
         if d is None or d >= len(think) or d >= len(no_think):
             raise PrefixConfigError(
-                f"bpo.decision_token.position=response needs a decision token in BOTH forced prefixes (the first token where "
-                f"they differ), but with {name} think={think} and no_think={no_think}. Give the think prefix a "
-                "token after the shared part (e.g. bpo.think_prefix with a thinking-start word) or turn the option off."
+                "bpo.decision_token.position=response needs a decision token in BOTH forced prefixes (the first "
+                f"token where they differ), but with {name} think={think} and no_think={no_think}. Give the think "
+                "prefix a token after the shared part (e.g. bpo.think_prefix with a thinking-start word) or turn the "
+                "option off."
             )
     return tokens
 
@@ -219,7 +220,8 @@ class CheckedPrefixes:
         key = (options, id(tokenizer), id(processor), repr(sorted((chat_template_kwargs or {}).items())))
         if key not in self._entries:
             tokens = check_prefixes(
-                options.preset(), tokenizer, processor, chat_template_kwargs, train_mode_token=options.decision_in_response
+                options.preset(), tokenizer, processor, chat_template_kwargs,
+                train_mode_token=options.decision_in_response,
             )
             self._entries[key] = (tokenizer, processor, tokens)
         return self._entries[key][2]

@@ -14,8 +14,8 @@ names the manager are touched; the worker overrides three steps of verl's ``Agen
 * ``_run_agent_loop``: runs the loop inside ``rollout_phase(validate=...)``, since verl tells agent
   loops nothing about validation;
 * ``_compute_score``: after the reward, adds ``bpo_think``, ``bpo_response_length``, ``bpo_mode``,
-  ``bpo_data_source`` and ``bpo_index`` to the ``reward_extra_info`` of bi-mode responses, which is all verl's validation
-  metrics and generation dumps carry (it also logs the numbers per data source as
+  ``bpo_data_source`` and ``bpo_index`` to the ``reward_extra_info`` of bi-mode responses, which is all
+  verl's validation metrics and generation dumps carry (it also logs the numbers per data source as
   ``val-aux/<source>/bpo_think/...``).
 
 The manager also turns on ``verl_compat.TRAINER_METRICS`` (the ``bpo/`` training metrics), in the
@@ -55,9 +55,9 @@ def check_decision_loss(options: BPORolloutOptions, policy_loss: Any) -> None:
         )
     if is_ours and policy_loss.get("decision_weight", None) != options.decision_weight:
         raise BPOConfigError(
-            f"actor_rollout_ref.actor.policy_loss.decision_weight={policy_loss.get('decision_weight', None)} differs from "
-            f"bpo.decision_token.weight={options.decision_weight}: set only bpo.decision_token.weight (the recipes "
-            "interpolate it)"
+            f"actor_rollout_ref.actor.policy_loss.decision_weight={policy_loss.get('decision_weight', None)} "
+            f"differs from bpo.decision_token.weight={options.decision_weight}: set only bpo.decision_token.weight "
+            "(the recipes interpolate it)"
         )
     forced = policy_loss.get("decision_old_log_prob", None) if is_ours else None
     if forced is not None:
@@ -140,8 +140,8 @@ def startup_check(config: Any, tokenizer: Any = None, processor: Any = None) -> 
             )
         if not rollout.get("calculate_log_probs", False):
             raise BPOConfigError(
-                "bpo.decision_token.position=response needs actor_rollout_ref.rollout.calculate_log_probs=true: the forced "
-                "token's correction is carried by its rollout log-prob"
+                "bpo.decision_token.position=response needs actor_rollout_ref.rollout.calculate_log_probs=true: "
+                "the forced token's correction is carried by its rollout log-prob"
             )
         corr = config.algorithm.get("rollout_correction", None) or {}
         corrected = policy_loss.get("decision_old_log_prob", None) is not None

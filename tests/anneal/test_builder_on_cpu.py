@@ -84,7 +84,7 @@ def test_both_modes_where_a_row_has_reasoning():
     f.loc[2, "reasoning"] = "A direct row with reasoning text."
     f = pd.concat([f, pd.DataFrame([row(3, "direct", reasoning=None)])], ignore_index=True)
     s = build(f, both_modes=True).samples
-    assert list(zip(s["source_index"], s["mode"])) == [
+    assert list(zip(s["source_index"], s["mode"], strict=True)) == [
         (0, "think"), (0, "no_think"), (1, "think"), (1, "no_think"), (2, "think"), (2, "no_think"), (3, "no_think")]
 
 

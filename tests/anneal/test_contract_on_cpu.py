@@ -90,7 +90,7 @@ def test_trained_tokens_start_with_the_forced_prefix(preset_name, tokenizer_with
     assert prefix["think"][: len(auto)] == auto and prefix["no_think"][: len(auto)] == auto
     items = verl_items(result.samples, tok, tmp_path)
     seen = set()
-    for (_, row), item in zip(result.samples.iterrows(), items):
+    for (_, row), item in zip(result.samples.iterrows(), items, strict=True):
         ids, mask = item["input_ids"].tolist(), item["loss_mask"].tolist()
         start = mask.index(1)
         assert all(mask[start:]), "everything after the generation prompt is trained"
@@ -114,7 +114,7 @@ def test_r4b_token_ids_exactly(tokenizer_with, tmp_path):
     tok = tokenizer_with(CHAT_TEMPLATE)
     think, close, nl = (tok.convert_tokens_to_ids(t) for t in ("<think>", "</think>", "Ċ"))
     result = build(labelled(), preset="r4b", tokenizer=tok)
-    by_mode = dict(zip(result.samples["mode"], verl_items(result.samples, tok, tmp_path)))
+    by_mode = dict(zip(result.samples["mode"], verl_items(result.samples, tok, tmp_path), strict=True))
     for mode, head in (("think", [think, nl]), ("no_think", [think, nl, nl, close, nl, nl])):
         ids, mask = by_mode[mode]["input_ids"].tolist(), by_mode[mode]["loss_mask"].tolist()
         start = mask.index(1)
@@ -138,7 +138,7 @@ def test_demo_tokenizer_forces_thinking(tmp_path):
     assert prefixes.ids["think"] == [think, nl] and prefixes.ids["no_think"] == [think, nl2, close]
     assert prefixes.decision_index == 1  # the first token after <think> decides: \n (think) or \n\n (no think)
     result = build(labelled(), preset="r4b", tokenizer=tok)
-    by_mode = dict(zip(result.samples["mode"], verl_items(result.samples, tok, tmp_path)))
+    by_mode = dict(zip(result.samples["mode"], verl_items(result.samples, tok, tmp_path), strict=True))
     for mode, head in (("think", [think, nl]), ("no_think", [think, nl2, close, nl2])):
         ids, mask = by_mode[mode]["input_ids"].tolist(), by_mode[mode]["loss_mask"].tolist()
         start = mask.index(1)

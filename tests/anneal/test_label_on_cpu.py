@@ -93,5 +93,6 @@ def test_judge_rows_and_votes():
     assert judged["images"] == row["images"] and judged["data_source"] == JUDGE_SOURCE  # the image stays with it
     assert judged["reward_model"]["ground_truth"] == "1"
     with pytest.raises(ValueError, match="f.parquet: row 3: no user message"):
-        judge_row({**row, "prompt": [{"role": "user", "content": [{"type": "text"}]}]}, JUDGE_PROMPT, "f.parquet: row 3")
+        judge_row({**row, "prompt": [{"role": "user", "content": [{"type": "text"}]}]}, JUDGE_PROMPT,
+                  "f.parquet: row 3")
     assert [label_from_votes(k, 4) for k in range(5)] == ["direct", "direct", "direct", "reasoning", "reasoning"]

@@ -44,7 +44,8 @@ def _rows(n: int, seed: int) -> list[dict]:
     for i in range(n):
         a, b = rng.randint(0, 99), rng.randint(0, 99)
         think = i % 2 == 0
-        block = f"{THINK_OPEN}\nLet me add {a} and {b} step by step.\n{THINK_CLOSE}\n\n" if think else f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n"
+        block = (f"{THINK_OPEN}\nLet me add {a} and {b} step by step.\n{THINK_CLOSE}\n\n" if think
+                 else f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n")
         rows.append({
             "messages": [{"role": "user", "content": question(a, b)},
                          {"role": "assistant", "content": f"{block}The answer is \\boxed{{{a + b}}}."}],
@@ -159,7 +160,8 @@ def test_template_trains_the_think_block_verbatim(tmp_path):
         item = dataset[i]  # also runs verl's sanity_check: per-message rendering == whole conversation
         trained = item["input_ids"][item["loss_mask"].bool()].tolist()
         assert tokenizer.decode(trained) == row["messages"][1]["content"] + "<|im_end|>\n", i
-        assert tokenizer.decode(item["input_ids"].tolist()) == tokenizer.apply_chat_template(row["messages"], tokenize=False)
+        assert tokenizer.decode(item["input_ids"].tolist()) == tokenizer.apply_chat_template(row["messages"],
+                                                                                             tokenize=False)
     image = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is it?"}]}]
     assert tokenizer.apply_chat_template(image, tokenize=False) == (
         "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>what is it?<|im_end|>\n"

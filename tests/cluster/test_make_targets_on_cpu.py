@@ -267,7 +267,8 @@ def test_anneal_submit_command_line_and_refusals():
     assert f"model.path={REPO / 'recipes'}" in cmd and "data.train_files=Qwen/not-here.parquet" in cmd
     for bad, message in [("NGPUS=", "NGPUS=: GPUs per node: a whole number >= 1"),  # one GPU per Ray worker
                          ("NNODES=two", "NNODES=two: number of nodes"),
-                         ("ANNEAL_RECIPE=r4b_aneal", "ANNEAL_RECIPE=r4b_aneal: no r4b_verl/config/recipe/r4b_aneal.yaml"),
+                         ("ANNEAL_RECIPE=r4b_aneal",
+                          "ANNEAL_RECIPE=r4b_aneal: no r4b_verl/config/recipe/r4b_aneal.yaml"),
                          ("MODEL=", "MODEL=... is required")]:
         out = make("-n", "anneal-submit", "MODEL=/m", "DATA=/d.parquet", bad)
         assert out.returncode != 0 and message in out.stderr, (bad, out.stderr)

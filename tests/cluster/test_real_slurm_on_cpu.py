@@ -344,6 +344,7 @@ def test_a_failing_anneal_job_names_the_command_and_the_log(slurm):
     text = log.read_text(errors="replace")
     assert info["JobState"] == "FAILED", (info, text[-3000:])
     report = [line for line in text.splitlines() if line.startswith("anneal.sbatch: ")][-3:]
-    assert len(report) == 3 and report[0].startswith(f"anneal.sbatch: job {job_id} FAILED with exit code "), text[-3000:]
+    assert len(report) == 3 and report[0].startswith(f"anneal.sbatch: job {job_id} FAILED with exit code "), \
+        text[-3000:]
     assert report[1].startswith("anneal.sbatch: failing command: srun ") and "run_anneal.sh" in report[1], report
     assert report[2].startswith(f"anneal.sbatch: log: {log} "), report

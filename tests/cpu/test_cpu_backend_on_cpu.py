@@ -12,15 +12,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 import verl  # noqa: F401 - loads the r4b_verl plugin
+
 from r4b_verl import verl_compat
 from r4b_verl.backends.cpu.platform import PlatformCPU
 from r4b_verl.backends.cpu.registration import cpu_selected_on_command_line
 from r4b_verl.backends.cpu.server import HFCPUServer, _filter_logits
 from r4b_verl.demo.tiny import build_model, build_tokenizer
 from r4b_verl.demo.toy_math import make_rows
-
 
 # --- registration: names everywhere, activation only when selected -------------------------------
 

@@ -26,13 +26,14 @@ DAPO_TAIL = '\n\nRemember to put your answer on its own line after "Answer:".'
 
 # family -> (good rows, bad rows with the reason each must be dropped for)
 GOOD = {
-    "gsm8k": [{"question": f"Tom has {i} apples and buys 1,000 more. How many?", "answer": f"He adds.\n#### {i + 1000:,}"}
-              for i in range(6)],
+    "gsm8k": [{"question": f"Tom has {i} apples and buys 1,000 more. How many?",
+               "answer": f"He adds.\n#### {i + 1000:,}"} for i in range(6)],
     "math": [{"problem": "Compute $\\frac{1}{2}+\\frac{1}{2}$.", "solution": "It is $\\boxed{1}$.", "level": "Level 1"},
              {"problem": "Simplify $\\sqrt{8}$.", "solution": "First \\boxed{8}, then $\\boxed{2\\sqrt{2}}$."}],
     "math500": [{"problem": "What is $2^3$?", "solution": "$\\boxed{8}$", "answer": "8", "unique_id": "a/1.json"}],
     "dapo-math-17k": [{"data_source": "math_dapo", "ability": "MATH",
-                       "prompt": [{"role": "user", "content": DAPO_HEAD + "Find $n$ with $n^2=49$, $n>0$." + DAPO_TAIL}],
+                       "prompt": [{"role": "user",
+                                   "content": DAPO_HEAD + "Find $n$ with $n^2=49$, $n>0$." + DAPO_TAIL}],
                        "reward_model": {"ground_truth": "7", "style": "rule-lighteval/MATH_v2"},
                        "extra_info": {"index": "x1"}}],
     "aime": [{"ID": "2024-I-1", "Problem": "Find the remainder of 1033 divided by 1000.", "Answer": "33"},
@@ -70,7 +71,8 @@ BAD = {
                     "question_type": "multi_choice"}, "answer not among the options")],
     "mathverse": [({"question": "Choices: A or B", "image": hf_image(), "answer": "maybe",
                     "question_type": "multi-choice"}, "multiple-choice answer is not a letter")],
-    "scienceqa": [({"question": "Q?", "choices": ["a", "b"], "answer": 5, "image": None}, "answer not among the options"),
+    "scienceqa": [({"question": "Q?", "choices": ["a", "b"], "answer": 5, "image": None},
+                   "answer not among the options"),
                   ({"question": "Q?", "choices": ["only"], "answer": 0, "image": None}, "wrong number of options"),
                   ({"question": "Q?", "answer": 0, "image": None}, "no choices")],
     "mmmu": [({"question": "<image 3> what?", "options": "['a', 'b']", "answer": "A", "image_1": hf_image(),

@@ -9,12 +9,11 @@ import sys
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sources import png
 
 from r4b_verl.data.check import check_file
 from r4b_verl.data.rows import row_problems
 from r4b_verl.reward.settings import Settings
-
-from sources import png
 
 GOOD = {"data_source": "openai/gsm8k", "prompt": [{"role": "user", "content": "What is 2+2?"}], "ability": "math",
         "images": [], "reward_model": {"style": "rule", "ground_truth": "4"}, "extra_info": {"index": 0}}
@@ -73,7 +72,8 @@ def test_ground_truth_is_read_by_the_routed_reward():
     assert [k for k, _ in row_problems(GOOD, routed)] == ["unreadable ground truth"]
     # a user's own reward function: only a missing ground truth is refused
     assert row_problems(GOOD, Settings(), reward="my.py:fn") == []
-    assert [k for k, _ in row_problems(variant(ground_truth=None), Settings(), reward="my.py:fn")] == ["null ground truth"]
+    assert [k for k, _ in row_problems(variant(ground_truth=None), Settings(), reward="my.py:fn")] == [
+        "null ground truth"]
 
 
 def test_chat_template_and_length(tiny_tokenizer):

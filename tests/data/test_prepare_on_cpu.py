@@ -13,6 +13,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from sources import BAD, GOOD, write
 
 from r4b_verl.data.converters import FAMILIES, BadRow, aime, multiple_choice
 from r4b_verl.data.prepare import PrepareError, prepare
@@ -21,8 +22,6 @@ from r4b_verl.reward import compute_score
 from r4b_verl.reward.router import route
 from r4b_verl.reward.settings import Settings
 from r4b_verl.think import THINK_CLOSE, THINK_OPEN
-
-from sources import BAD, GOOD, write
 
 
 def rows(path) -> list[dict]:
@@ -124,7 +123,8 @@ def test_split_is_deterministic_and_duplicates_are_dropped(tmp_path):
         splits.append(([r["extra_info"]["question"] for r in train], [r["extra_info"]["question"] for r in val]))
         assert summaries[0].dropped["duplicate"] == 2
         assert len(train) == 30 and len(val) == 10
-        assert not {r["extra_info"]["question"].lower() for r in train} & {r["extra_info"]["question"].lower() for r in val}
+        assert not ({r["extra_info"]["question"].lower() for r in train}
+                    & {r["extra_info"]["question"].lower() for r in val})
         assert [r["extra_info"]["index"] for r in val] == list(range(10))
     assert splits[0] == splits[1]
     prepare("gsm8k", str(path), str(tmp_path / "other"), val_size=0.25, seed=4)
@@ -166,7 +166,8 @@ def test_converters_read_odd_but_valid_values():
 def test_cli_prints_the_summary_table(tmp_path):
     path = write(GOOD["gsm8k"] + [row for row, _ in BAD["gsm8k"]], tmp_path / "g.parquet", "parquet")
     proc = subprocess.run([sys.executable, "-m", "r4b_verl.data.prepare", "--dataset", "gsm8k", "--input", str(path),
-                           "--out", str(tmp_path / "out"), "--val-size", "2"], capture_output=True, text=True, timeout=300)
+                           "--out", str(tmp_path / "out"), "--val-size", "2"],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "g.parquet: row 6: answer has no final" in proc.stderr
     lines = [line.split() for line in proc.stdout.splitlines()]

@@ -14,11 +14,10 @@ import io
 import pytest
 from omegaconf import OmegaConf
 from PIL import Image
+from sources import GOOD, write
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from r4b_verl.data.prepare import prepare
-
-from sources import GOOD, write
 
 
 def dataset_config(tmp_path, **extra):

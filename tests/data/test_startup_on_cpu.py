@@ -85,7 +85,8 @@ def test_the_recipe_reward_routes_decide_what_is_readable(tmp_path):
     files = [f"data.train_files={train}", f"data.val_files={val}"]
     assert not any(r.bad for r in check_config_data(compose(*files)))
     routed = compose(*files, "+reward.custom_reward_function.reward_kwargs.routes.my_set=choice")
-    with pytest.raises(DataCheckError, match=r"row 0: unreadable ground truth: the choice reward cannot read the ground truth '3'"):
+    with pytest.raises(DataCheckError,
+                       match=r"row 0: unreadable ground truth: the choice reward cannot read the ground truth '3'"):
         check_config_data(routed)
     # another reward function than ours: only a missing ground truth is refused
     other = compose(*files, "reward.custom_reward_function.path=/somewhere/reward.py")

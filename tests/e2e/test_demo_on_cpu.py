@@ -1,8 +1,8 @@
 """`make demo`, the README's first command, exactly as a user types it in a fresh clone: it installs, then runs.
 
 One run carries every check (the `demo` fixture, tests/conftest.py, shared with the other end-to-end
-tests): the install into `.venv` and that the next command finds it up to date; verl's SFT trainer anneals the random model (its loss falls), stage 2
-trains from the stage-1 HF checkpoint, the annealed model's auto-mode think rate follows its labels (hard
+tests): the install into `.venv` and that the next command finds it up to date; verl's SFT trainer
+anneals the random model (its loss falls), stage 2 trains from the stage-1 HF checkpoint, the annealed model's auto-mode think rate follows its labels (hard
 questions thought about more often than easy ones), and thinking pays on hard questions (forced thinking
 more accurate than forced direct answers there).
 """
@@ -31,7 +31,8 @@ def test_make_demo_trains_and_prints_the_summary(demo):
 
     assert Image.open(curves).size == (1200, 720)
     steps = sorted(int(p.name.split("_")[-1]) for p in (out / "checkpoints").glob("global_step_*"))
-    assert "make eval" in stdout and steps and f"CHECKPOINT={out / 'checkpoints' / f'global_step_{steps[-1]}'}" in stdout
+    last = out / "checkpoints" / f"global_step_{steps[-1]}"
+    assert "make eval" in stdout and f"CHECKPOINT={last}" in stdout
 
     # both stages in the summary; stage 2 started from stage 1's HF export
     step = (out / "anneal" / "latest_checkpointed_iteration.txt").read_text().strip()

@@ -24,8 +24,8 @@ def test_summary_per_level_and_mode(tmp_path):
                   _line(f"e{i}", "toy_math_easy", "auto", i < 1, 0.0)]
     dump = tmp_path / "0.jsonl"
     dump.write_text("".join(json.dumps(x) + "\n" for x in lines))
-    out = subprocess.run([sys.executable, "-m", "r4b_verl.demo.stage1", str(sft), str(dump), "--json", str(tmp_path / "s.json")],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-m", "r4b_verl.demo.stage1", str(sft), str(dump),
+                          "--json", str(tmp_path / "s.json")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "stage 1: 3 SFT steps, train/loss 6.000 (step 1) -> 2.000" in out.stdout
     levels = json.loads((tmp_path / "s.json").read_text())["levels"]

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 TOY_ROUTES = {"toy_math_*": "math"}  # reward_kwargs.routes of the CPU overlay
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S, **env_vars: str) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], cwd: Path, log: Path, timeout: int = RUN_TIMEOUT_S,
+         **env_vars: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONUNBUFFERED="1", **env_vars)
     with open(log, "w") as out:
         proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout)
@@ -91,7 +92,8 @@ def runs(demo, tmp_path_factory):
 
 def test_stage_one_anneals_on_verl_and_stage_two_starts_from_it(runs):
     demo, model = runs["demo"], runs["model"]
-    losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items()) if "train/loss" in m]
+    losses = [m["train/loss"] for _, m in sorted(_read_metrics(demo / "anneal_metrics.jsonl").items())
+              if "train/loss" in m]
     assert len(losses) == runs["anneal_steps"] and all(x == x for x in losses)
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < first - 1.0, f"stage-1 train/loss did not fall: {losses[:5]} ... {losses[-5:]}"
@@ -171,7 +173,7 @@ def test_checkpoint_saved_and_resumed(runs):
     assert (runs["demo"] / "checkpoints" / f"global_step_{last}" / "actor").is_dir()
     metrics, log, _ = runs["resumed"]
     assert "Resuming from" in log and f"global_step_{last}" in log, f"the second run did not resume from step {last}"
-    assert _train_steps(metrics) == [last + 1], f"resumed run trained steps {_train_steps(metrics)}, expected [{last + 1}]"
+    assert _train_steps(metrics) == [last + 1], f"resumed run trained {_train_steps(metrics)}, expected [{last + 1}]"
     assert (ckpt / "latest_checkpointed_iteration.txt").read_text().strip() in {str(last), str(last + 1)}
 
 
@@ -181,7 +183,8 @@ def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matche
     out = root / "eval"
     repo = Path(__file__).resolve().parents[2]
     cmd = ["make", "eval", f"JOB_PYTHON={PYTHON}", "RECIPE=r4b_bpo_cpu", f"MODEL={runs['model']}",
-           f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / f'global_step_{last}'}", f"EVAL_OUT={out}"]
+           f"DATA={assets / 'val.parquet'}", f"CHECKPOINT={root / 'checkpoints' / f'global_step_{last}'}",
+           f"EVAL_OUT={out}"]
     proc = _run(cmd, cwd=repo, log=root / "eval.log")
     printed = (root / "eval.log").read_text(errors="replace")
     assert proc.returncode == 0 and "== three-mode report of" in printed
@@ -200,4 +203,5 @@ def test_make_eval_on_the_checkpoint_reports_all_three_modes(runs, report_matche
     for name in ("report.md", "tokens_per_mode.png", "think_rate.png"):
         assert str(out / name) in printed
     metrics = _read_metrics(out / "metrics.jsonl")
-    assert metrics[last]["bpo/val/forced/think/count"] == n_prompts * n_samples and "bpo/val/think_rate" in metrics[last]
+    assert metrics[last]["bpo/val/forced/think/count"] == n_prompts * n_samples
+    assert "bpo/val/think_rate" in metrics[last]

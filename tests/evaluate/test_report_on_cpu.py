@@ -26,7 +26,8 @@ def random_dump(seed=0, prompts=12, n=2):
         for k, mode in enumerate(["think"] * n + ["no_think"] * n + ["auto"] * n):
             thinks = mode == "think" or (mode == "auto" and rng.random() < 0.5)
             tokens = rng.randint(200, 900) if thinks else rng.randint(5, 60)
-            lines.append(dump_line(f"p{p}", k, source, mode, thinks, tokens, float(rng.random() < (0.7 if thinks else 0.5))))
+            lines.append(dump_line(f"p{p}", k, source, mode, thinks, tokens,
+                                   float(rng.random() < (0.7 if thinks else 0.5))))
     return lines
 
 
@@ -61,7 +62,7 @@ def test_hybrid_accuracy_and_tokens_saved_on_a_case_worked_by_hand(tmp_path):
     assert main(["report", str(tmp_path / "0.jsonl")]) == 0
     auto = [r for r in (tmp_path / "report.csv").read_text().splitlines() if ",auto," in r][0].split(",")
     header = (tmp_path / "report.csv").read_text().splitlines()[0].split(",")
-    row = dict(zip(header, auto))
+    row = dict(zip(header, auto, strict=False))
     assert float(row["think_rate"]) == pytest.approx(1 / 3)
     assert float(row["hybrid_accuracy"]) == pytest.approx(2 / 3)
     assert float(row["tokens_saved"]) == pytest.approx(200 - 40)  # think mean 200, auto mean 40
@@ -98,7 +99,8 @@ def log_line(step, data):
 
 def test_curves_warn_of_a_collapse_and_skip_a_cut_last_line(tmp_path):
     metrics = tmp_path / "metrics.jsonl"
-    text = "".join(log_line(s, {"bpo/val/think_rate": 0.5, "bpo/val/easy/think_rate": v, "bpo/val/hard/think_rate": 1.0})
+    text = "".join(log_line(s, {"bpo/val/think_rate": 0.5, "bpo/val/easy/think_rate": v,
+                                "bpo/val/hard/think_rate": 1.0})
                    for s, v in [(0, 0.4), (1, 0.2), (2, 0.1)])
     text += "".join(log_line(s, {"bpo/think/reward/mean": 0.6, "bpo/no_think/reward/mean": 0.3,
                                  "bpo/reward_gap/mean": 0.3, "training/global_step": s}) for s in (1, 2))

@@ -50,7 +50,7 @@ def autothink_reference(r, modes, acc, lengths, uids, stage, b=0.5, alpha=0.05, 
                 for i in rows:
                     z = (lengths[i] - mean) / max(std, 1e-6)
                     add[i] = math.exp(-alpha * z) - 1 if ok else 1 - math.exp(-beta * z)
-        r = [x + a for x, a in zip(r, add)]
+        r = [x + a for x, a in zip(r, add, strict=True)]
     return grpo_reference(r, uids)
 
 
@@ -73,7 +73,7 @@ def batch(n_prompts, n, resp_len, seed, case="random"):
     if case == "one_mode_batch":
         modes = ["think"] * len(uids)
     if case == "mode_absent_in_group":  # the first prompt's group has only no_think responses
-        modes = ["no_think" if u == "p0" else m for u, m in zip(uids, modes)]
+        modes = ["no_think" if u == "p0" else m for u, m in zip(uids, modes, strict=True)]
     acc = list(rng.integers(0, 2, size=len(uids)).astype(float))
     scores = [float(x) for x in rng.choice([-1.0, 0.0, 1.0, 2.0, -2.0], size=len(uids))]
     if case == "equal_rewards":
@@ -98,7 +98,8 @@ def check(adv, ret, expected, mask):
 @pytest.mark.parametrize("case", CASES)
 def test_adaptthink_is_the_raw_reward(case):
     rewards, mask, uids, _, _, scores, _ = batch(5, 4, 9, seed=1, case=case)
-    adv, ret = get_adv_estimator_fn("adaptthink")(token_level_rewards=rewards, response_mask=mask, index=uids, config=None)
+    adv, ret = get_adv_estimator_fn("adaptthink")(token_level_rewards=rewards, response_mask=mask, index=uids,
+                                                  config=None)
     check(adv, ret, scores, mask)
 
 
@@ -110,7 +111,8 @@ def test_autothink_matches_reference(stage, case, seed):
     view = BatchView(np.array(modes, dtype=object), np.array(acc), step=1, total_steps=10)
     cfg = OmegaConf.create({"norm_adv_by_std_in_grpo": True, "autothink": {"stage": stage}})
     with batch_view(view):  # the way verl_compat hands it over in a run
-        adv, ret = get_adv_estimator_fn("autothink")(token_level_rewards=rewards, response_mask=mask, index=uids, config=cfg)
+        adv, ret = get_adv_estimator_fn("autothink")(token_level_rewards=rewards, response_mask=mask, index=uids,
+                                                     config=cfg)
     check(adv, ret, autothink_reference(scores, modes, acc, lengths, list(uids), stage), mask)
 
 
@@ -140,7 +142,8 @@ def test_ada_grpo_boost_decays_to_one():
 
     modes = np.array(["think"] + ["no_think"] * 3, dtype=object)
     uids = np.array(["a"] * 4, dtype=object)
-    assert ada_grpo_scale(modes, uids, step=1, decay_steps=4).tolist() == [4.0, pytest.approx(1 + 1 / 3), pytest.approx(1 + 1 / 3), pytest.approx(1 + 1 / 3)]
+    assert ada_grpo_scale(modes, uids, step=1, decay_steps=4).tolist() == [
+        4.0, pytest.approx(1 + 1 / 3), pytest.approx(1 + 1 / 3), pytest.approx(1 + 1 / 3)]
     assert ada_grpo_scale(modes, uids, step=5, decay_steps=4).tolist() == [1.0] * 4
 
 
@@ -156,14 +159,16 @@ def test_view_rows_without_a_mode_are_refused():
     modes[3] = None
     view = BatchView(np.array(modes, dtype=object), np.array(acc), step=1, total_steps=2)
     with pytest.raises(ValueError, match="bpo_bimode"):
-        get_adv_estimator_fn("ada_grpo")(token_level_rewards=rewards, response_mask=mask, index=uids, config=None, view=view)
+        get_adv_estimator_fn("ada_grpo")(token_level_rewards=rewards, response_mask=mask, index=uids, config=None,
+                                         view=view)
 
 
 def test_view_from_extra_fields_takes_the_mode_each_response_took():
     from r4b_verl.methods.batch_view import view_from_extra_fields
 
     extra = [
-        {"bpo_mode": "think", "bpo_chosen_mode": "no_think", "reward_extra_info": {"acc": 1.0}},  # forced: the forced mode
+        {"bpo_mode": "think", "bpo_chosen_mode": "no_think",
+         "reward_extra_info": {"acc": 1.0}},  # forced: the forced mode
         {"bpo_mode": "auto", "bpo_chosen_mode": "no_think", "reward_extra_info": {"acc": 0.0}},  # chosen
         {"bpo_mode": "auto", "bpo_chosen_mode": "think"},  # no reward info: not correct
     ]

@@ -35,8 +35,8 @@ def ppo_token_loss(old, new, adv):
     """verl's vanilla per-token term in float64: clipped ratio, dual clip for negative advantages."""
     ratio = (new.double() - old.double()).clamp(-20, 20).exp()
     a = adv.double()
-    l = torch.maximum(-a * ratio, -a * ratio.clamp(1 - CLIP, 1 + CLIP))
-    return torch.where(a < 0, torch.minimum(l, -a * DUAL), l)
+    per_token = torch.maximum(-a * ratio, -a * ratio.clamp(1 - CLIP, 1 + CLIP))
+    return torch.where(a < 0, torch.minimum(per_token, -a * DUAL), per_token)
 
 
 def first_positions(mask):
@@ -64,11 +64,11 @@ def test_degrpo_matches_reference(seed, alpha):
     cfg = actor_config(base_loss_mode="vanilla", decision_weight=alpha)
     loss, _ = get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean", cfg)
 
-    l = ppo_token_loss(old, new, adv)
+    per_token = ppo_token_loss(old, new, adv)
     firsts = first_positions(mask)
     B = mask.shape[0]
-    decision = sum(l[i, t] for i, t in enumerate(firsts)) / B
-    rest_terms = [l[i, t] for i in range(B) for t in range(mask.shape[1]) if mask[i, t] > 0 and t != firsts[i]]
+    decision = sum(per_token[i, t] for i, t in enumerate(firsts)) / B
+    rest_terms = [per_token[i, t] for i in range(B) for t in range(mask.shape[1]) if mask[i, t] > 0 and t != firsts[i]]
     expected = alpha * decision + sum(rest_terms) / len(rest_terms)
     assert loss.item() == pytest.approx(float(expected), rel=1e-5, abs=1e-6)
 
@@ -78,9 +78,9 @@ def test_degrpo_uses_the_global_batch_counts():
     cfg = actor_config(base_loss_mode="vanilla", decision_weight=0.5)
     cfg.global_batch_info.update({"dp_size": 1, "global_batch_size": 12, "batch_num_tokens": 100})
     loss, _ = get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean", cfg)
-    l = ppo_token_loss(old, new, adv)
+    per_token = ppo_token_loss(old, new, adv)
     first = first_token_mask(mask).double()
-    expected = 0.5 * (l * first).sum() / 12 + (l * (mask.double() - first)).sum() / (100 - 12)
+    expected = 0.5 * (per_token * first).sum() / 12 + (per_token * (mask.double() - first)).sum() / (100 - 12)
     assert loss.item() == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -95,7 +95,7 @@ def test_gspo_with_the_forced_first_token_matches_reference(seed):
     for i in range(mask.shape[0]):
         ts = [t for t in range(mask.shape[1]) if mask[i, t] > 0]
         old_i = [math.log(0.5) if t == firsts[i] else float(old[i, t]) for t in ts]
-        s = math.exp(min(sum(float(new[i, t]) - o for t, o in zip(ts, old_i)) / len(ts), 10.0))
+        s = math.exp(min(sum(float(new[i, t]) - o for t, o in zip(ts, old_i, strict=True)) / len(ts), 10.0))
         a = float(adv[i, ts[0]])
         per_row.append(max(-a * s, -a * min(max(s, 1 - CLIP), 1 + CLIP)))
     assert loss.item() == pytest.approx(sum(per_row) / len(per_row), rel=1e-5, abs=1e-6)
@@ -122,4 +122,5 @@ def test_decision_weight_gets_the_decision_token_gradient_only():
 def test_a_weight_with_a_sequence_ratio_is_refused():
     old, new, adv, mask = make()
     with pytest.raises(ValueError, match="base_loss_mode=vanilla"):
-        get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean", actor_config(base_loss_mode="gspo", decision_weight=0.1))
+        get_policy_loss_fn(LOSS_NAME)(old, new, adv, mask, "token-mean",
+                                      actor_config(base_loss_mode="gspo", decision_weight=0.1))

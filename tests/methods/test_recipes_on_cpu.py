@@ -5,10 +5,10 @@ trainer start-up each; the one-step training of every recipe is tests/e2e/test_c
 import math
 
 import pytest
+import verl  # noqa: F401 - loads the plugin
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-import verl  # noqa: F401 - loads the plugin
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions
 from r4b_verl.rollout.worker import check_decision_loss
 from r4b_verl.think import ELLIPSIS_AUTO_PREFIX

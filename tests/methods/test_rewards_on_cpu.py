@@ -65,7 +65,8 @@ def test_adaptthink_without_rref_names_the_presampling():
 
 def test_async_twin_and_refusals():
     info = {"bpo_mode": "auto", "bpo_chosen_mode": "no_think"}
-    out = asyncio.run(compute_score_async("toy_math_easy", DIRECT + RIGHT, "4", info, method="thinkless", routes=ROUTES))
+    out = asyncio.run(compute_score_async("toy_math_easy", DIRECT + RIGHT, "4", info, method="thinkless",
+                                          routes=ROUTES))
     assert out["score"] == 1.0 and set(out) == set(score("thinkless", DIRECT + RIGHT, "no_think"))
     with pytest.raises(ValueError, match="reward_kwargs.method"):
         score({"name": "nope"}, RIGHT, "think")

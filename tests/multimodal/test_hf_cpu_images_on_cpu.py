@@ -45,7 +45,8 @@ def _prompt(server, text="How many shapes are there?"):
 
 
 def _generate(server, prompt_ids, images=None, **params):
-    return asyncio.run(server.generate(prompt_ids=prompt_ids, sampling_params=params, request_id="t", image_data=images))
+    return asyncio.run(server.generate(prompt_ids=prompt_ids, sampling_params=params, request_id="t",
+                                       image_data=images))
 
 
 def _full_forward_log_probs(model, ids, response, **mm):
@@ -71,7 +72,8 @@ def test_image_request_log_probs_match_a_full_forward_and_text_after_it_is_not_s
     after = _generate(server, text_ids, None, temperature=1.0, logprobs=True, ignore_eos=True)
 
     types = torch.cat([inputs["mm_token_type_ids"], torch.zeros(1, len(out.token_ids), dtype=torch.long)], dim=1)
-    mm = {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"], "mm_token_type_ids": types}
+    mm = {"pixel_values": inputs["pixel_values"], "image_grid_thw": inputs["image_grid_thw"],
+          "mm_token_type_ids": types}
     ref = _full_forward_log_probs(server.model, ids, out.token_ids, **mm)
     assert torch.allclose(torch.tensor(out.log_probs), ref, atol=1e-5), (out.log_probs, ref)
     # without the image (1-D positions, no pixels) the numbers differ: the rollout really used both

@@ -6,7 +6,6 @@ rows (``r4b_verl.demo.shapes``); nothing of ours is mocked.
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 
 import pytest

@@ -30,7 +30,7 @@ def test_builder_writes_the_image_rows_through(tmp_path):
     samples = result.samples
     assert not result.bad and len(samples) == 6
     assert samples["mode"].tolist() == ["no_think", "think"] * 3
-    for sample, (_, source) in zip(samples.to_dict("records"), labelled.iterrows()):
+    for sample, (_, source) in zip(samples.to_dict("records"), labelled.iterrows(), strict=True):
         assert sample["messages"][0]["content"].count("<image>") == 1
         assert sample["images"][0]["bytes"] == source["images"][0]["bytes"]  # the PNG itself, unchanged
     assert result.stats["image_rows_checked_as_text"] == 6
@@ -39,8 +39,9 @@ def test_builder_writes_the_image_rows_through(tmp_path):
     path = tmp_path / "sft.parquet"
     samples.to_parquet(path)
     back = pd.read_parquet(path)
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     assert Image.open(io.BytesIO(back["images"][0][0]["bytes"])).size == (56, 56)
 

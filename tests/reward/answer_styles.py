@@ -136,7 +136,8 @@ def sets(rng: random.Random):
 
 def tuples(rng: random.Random):
     a, b = _fraction(rng), _fraction(rng)
-    gold = rng.choice([f"({_frac(a)}, {_frac(b)})", f"({_frac(a)},{_frac(b)})", f"\\left({_frac(a)}, {_frac(b)}\\right)"])
+    gold = rng.choice([f"({_frac(a)}, {_frac(b)})", f"({_frac(a)},{_frac(b)})",
+                       f"\\left({_frac(a)}, {_frac(b)}\\right)"])
     x, y = (a, b) if rng.random() < 0.7 else (b, a)
     fmt = rng.choice([_frac, lambda v: _dec(v, 6), lambda v: _dec(v, 3)])
     forms = [f"({fmt(x)}, {fmt(y)})", f"\\left({fmt(x)},{fmt(y)}\\right)", f"x = {fmt(x)}, y = {fmt(y)}",
@@ -186,8 +187,9 @@ def multiple_boxes(rng: random.Random):
     a, b = rng.sample(range(1, 50), 2)
     gold = rng.choice([f"{a}", f"\\{{{a}, {b}\\}}", f"({a}, {b})", f"{a}, {b}"])
     forms = [f"\\boxed{{{a}}} and \\boxed{{{b}}}", f"$\\boxed{{{a}}}$ and $\\boxed{{{b}}}$",
-             f"$\\boxed{{{a}}}$, $\\boxed{{{b}}}$", f"\\boxed{{{a}}}\\boxed{{{b}}}", f"\\boxed{{{b}}} then \\boxed{{{a}}}",
-             f"first $\\boxed{{{b}}}$, finally $\\boxed{{{a}}}$", f"$\\boxed{{{a}, {b}}}$", f"$\\boxed{{{a}}}$ or $\\boxed{{{b}}}$",
+             f"$\\boxed{{{a}}}$, $\\boxed{{{b}}}$", f"\\boxed{{{a}}}\\boxed{{{b}}}",
+             f"\\boxed{{{b}}} then \\boxed{{{a}}}", f"first $\\boxed{{{b}}}$, finally $\\boxed{{{a}}}$",
+             f"$\\boxed{{{a}, {b}}}$", f"$\\boxed{{{a}}}$ or $\\boxed{{{b}}}$",
              f"\\boxed{{{a}}}, \\boxed{{{b}}}", f"$x = \\boxed{{{a}}}$ and $y = \\boxed{{{b}}}$"]
     return gold, rng.choice(forms)
 

@@ -14,8 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from math_verify import parse, verify
 
-from r4b_verl.reward import STATS, compute_score
-from r4b_verl.reward import math_answer
+from r4b_verl.reward import STATS, compute_score, math_answer
 from r4b_verl.reward.extraction import GOLD_CONFIG, PRED_CONFIG, first_candidate, gold_text
 from r4b_verl.reward.math_answer import fast_decision, fast_equal
 
@@ -169,7 +168,8 @@ def test_opener_scan_finds_exactly_finditers_matches():
 
     from r4b_verl.reward.extraction import _BOXED_ENV_PREFIX, _finditer_at_openers
 
-    patterns = [p for ps, _ in get_extraction_regexes(PRED_CONFIG) for p, _ in ps if p.pattern.startswith(_BOXED_ENV_PREFIX)]
+    patterns = [p for ps, _ in get_extraction_regexes(PRED_CONFIG) for p, _ in ps
+                if p.pattern.startswith(_BOXED_ENV_PREFIX)]
     assert len(patterns) == 1  # math-verify still has the pattern this shortcut is written for
     pieces = ["\\boxed{", "}", "{", "$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "]", "[", "\\", "\n", " ", "x", "1",
               ",", " and ", " or ", "%", "\\%", "percent", "\\frac{1}{2}", "\\\\"]

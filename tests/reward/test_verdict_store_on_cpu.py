@@ -5,8 +5,7 @@ import os
 import subprocess
 import sys
 
-from r4b_verl.reward import STATS, compute_score
-from r4b_verl.reward import math_answer
+from r4b_verl.reward import STATS, compute_score, math_answer
 from r4b_verl.reward.verdict_store import store_path
 
 GOLD, ANSWER = "2\\sqrt{3}", "r </think> so \\boxed{\\sqrt{12}}"

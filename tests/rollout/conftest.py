@@ -9,13 +9,20 @@ import sys
 from types import SimpleNamespace
 
 import pytest
-
 import verl  # noqa: F401  - loads the r4b_verl plugin: registers bpo_bimode
+
 from r4b_verl.demo.tiny import build_model, build_tokenizer
 
 sys.path.insert(0, os.path.dirname(__file__))  # --import-mode=importlib: make the helper module importable
-from bpo_rollout_testlib import PROMPT, FakeRewardWorker, FakeServer, HFServer, pair, run_prompt  # noqa: E402
-from bpo_rollout_testlib import fake_tq  # noqa: E402,F401  - a fixture, used by the tests here
+from bpo_rollout_testlib import (  # noqa: E402
+    PROMPT,
+    FakeRewardWorker,
+    FakeServer,
+    HFServer,
+    fake_tq,  # noqa: F401  - a fixture, used by the tests here
+    pair,
+    run_prompt,
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +59,9 @@ def compose(model_dir):
 
 
 @pytest.fixture
-def make_worker(fake_tq):
-    """make_worker(config, server_factory=FakeServer, reward=False) -> the BPO worker, as BPOAgentLoopManager builds it."""
+def make_worker(fake_tq):  # noqa: F811 - the fixture imported above, requested by name
+    """make_worker(config, server_factory=FakeServer, reward=False) -> the BPO worker, as BPOAgentLoopManager
+    builds it."""
     from r4b_verl.rollout.worker import BPOAgentLoopWorker as worker_cls  # ray.remote() of it is what verl starts
 
     def _make(config, server_factory=FakeServer, reward=False):

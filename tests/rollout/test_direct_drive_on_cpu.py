@@ -69,7 +69,8 @@ def test_prompt_is_verls_prompt_plus_the_prefix(build):
     ours, theirs = build(), build(loop_cls=SingleTurnAgentLoop)
     ours.drive(session_id=3)
     theirs.drive(session_id=3)
-    assert ours.server.calls[0].prompt_ids == theirs.server.calls[0].prompt_ids + ours.tok.encode("<think>\n\n</think>", add_special_tokens=False)
+    assert ours.server.calls[0].prompt_ids == theirs.server.calls[0].prompt_ids + ours.tok.encode(
+        "<think>\n\n</think>", add_special_tokens=False)
 
 
 def test_validation_when_told(build):

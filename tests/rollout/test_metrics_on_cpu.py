@@ -153,3 +153,10 @@ def test_trainer_metrics_patch_is_applied_and_undone_by_its_owner():
     assert PPOTrainer._compute_metrics.__wrapped__ is original
     verl_compat.restore_all()
     assert PPOTrainer._compute_metrics is original
+
+
+def test_val_metrics_without_modes_skip_rows_without_a_think_flag():
+    from r4b_verl.metrics import compute_bpo_val_metrics
+
+    m = compute_bpo_val_metrics(["a", "a", "a"], [None, 1, 1], [1, 0, 1], [5, 5, 5])
+    assert m["bpo/val/think_rate"] == 1.0  # the two rows with a flag, both auto (was an IndexError)

@@ -34,7 +34,7 @@ def test_decision_token_in_response(compose, make_worker, fake_tq, helpers, mode
     rows = helpers.run_prompt(worker, fake_tq)
     think_ids = tok.encode("<think>\nLet", add_special_tokens=False)
     no_think_ids = tok.encode("<think>\n\n</think>", add_special_tokens=False)
-    d = next(i for i, (a, b) in enumerate(zip(think_ids, no_think_ids)) if a != b)
+    d = next(i for i, (a, b) in enumerate(zip(think_ids, no_think_ids, strict=False)) if a != b)
 
     prompts = {tuple(r["prompts"].tolist()) for r in rows}
     assert len(prompts) == 1  # one prompt for both modes: base + the shared "<think>\n"

@@ -3,9 +3,8 @@ processor; image_data reaches every generate call, the prefix follows the expand
 
 import os
 
-from PIL import Image
-
 import bpo_rollout_testlib as lib
+from PIL import Image
 
 
 def vl_worker(compose, make_worker, *overrides):

@@ -75,7 +75,8 @@ def test_other_agent_loops_are_left_alone(compose, fake_tq):
     # a run that does not name BPOAgentLoopManager gets verl's own worker: nothing checked (bad n is fine for them)
     from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopWorkerTQ
 
-    config = compose("actor_rollout_ref.rollout.agent.default_agent_loop=single_turn_agent", "actor_rollout_ref.rollout.n=1")
+    config = compose("actor_rollout_ref.rollout.agent.default_agent_loop=single_turn_agent",
+                     "actor_rollout_ref.rollout.n=1")
     worker = AgentLoopWorkerTQ.__ray_actor_class__(config, None, None, None)
     assert not any(cls.__module__.startswith("r4b_verl") for cls in type(worker).__mro__)
 

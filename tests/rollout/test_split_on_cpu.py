@@ -66,7 +66,8 @@ def test_free_choice_training_rollout(compose, make_worker, fake_tq, helpers, au
     # nothing moves into the response, and the chosen mode is read past the prompt's part of the block
     from bpo_rollout_testlib import FakeServer
 
-    replies = iter(["\nLet me add.\n</think>\n\nThe answer is \\boxed{42}.", "\n</think>\n\nThe answer is \\boxed{42}."] * 2)
+    replies = iter(["\nLet me add.\n</think>\n\nThe answer is \\boxed{42}.",
+                    "\n</think>\n\nThe answer is \\boxed{42}."] * 2)
     worker = make_worker(compose("actor_rollout_ref.rollout.n=4", "+bpo.train_mode=auto",
                                  f"+bpo.auto_prefix='{auto_prefix}'"),
                          lambda tok: FakeServer(tok, reply=lambda _ids: next(replies)))

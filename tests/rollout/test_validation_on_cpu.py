@@ -41,7 +41,8 @@ def test_training_rows_still_split(compose, make_worker, fake_tq, helpers):
 def test_chosen_mode_with_special_think_tokens(compose, make_worker, fake_tq, helpers, special_think_model_dir):
     # tokenizers that mark the tags special: the loop decodes with the tags kept, so detection still works
     server = replies("\n\n</think>\n\n42", "\nAdd: 12 + 30.\n</think>\n\n42")
-    config = compose(f"actor_rollout_ref.model.path={special_think_model_dir}", "actor_rollout_ref.rollout.val_kwargs.n=2")
+    config = compose(f"actor_rollout_ref.model.path={special_think_model_dir}",
+                     "actor_rollout_ref.rollout.val_kwargs.n=2")
     worker = make_worker(config, server)
     tok = worker.tokenizer
     assert "<think>" in tok.all_special_tokens and tok.decode(tok.encode("<think>"), skip_special_tokens=True) == ""

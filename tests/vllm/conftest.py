@@ -19,6 +19,7 @@ sys.path.insert(0, HERE)  # --import-mode=importlib: the helper modules below
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "rollout"))  # FakeTQ, pair (the rollout tests' helpers)
 from bpo_rollout_testlib import fake_tq  # noqa: E402,F401  - a fixture (imports no vLLM)
 
+
 @pytest.fixture(scope="session")
 def vllm_model_dir(tmp_path_factory):
     from vllm_cpu_server import build_tiny_model
@@ -55,10 +56,11 @@ def vllm_stack(vllm_config, tmp_path_factory):
 
 
 @pytest.fixture
-def bpo_worker(vllm_stack, fake_tq):
+def bpo_worker(vllm_stack, fake_tq):  # noqa: F811 - the fixture imported above, requested by name
     """The BPO worker as BPOAgentLoopManager builds it, on verl's LLMServerClient; it records each generate call."""
-    from r4b_verl.rollout.worker import BPOAgentLoopWorker
     from vllm_cpu_server import recording_client_class
+
+    from r4b_verl.rollout.worker import BPOAgentLoopWorker
 
     client = vllm_stack.manager.get_client(client_cls=recording_client_class())
     worker = BPOAgentLoopWorker(vllm_stack.config, client, None, vllm_stack.rewards.reward_loop_worker_handles)

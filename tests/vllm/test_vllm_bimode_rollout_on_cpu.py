@@ -9,7 +9,6 @@ replica around vLLM's ``AsyncLLM``), and verl's ``RewardLoopWorker`` scores them
 import asyncio
 
 import pytest
-
 from vllm_cpu_server import LOOPBACK, VLLM_SKIP_REASON, engine_prompt_ids, network_interfaces
 
 pytest.importorskip("vllm", reason=VLLM_SKIP_REASON)
@@ -35,7 +34,8 @@ def run_prompt(worker, fake_tq, prompt=PROMPT, validate=False, uid="u0", **sampl
 
 
 def base_prompt_ids(tok, prompt=PROMPT):
-    return tok.encode(tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False), add_special_tokens=False)
+    return tok.encode(tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False),
+                      add_special_tokens=False)
 
 
 def test_the_server_is_verls_vllm_replica_on_loopback(vllm_stack):

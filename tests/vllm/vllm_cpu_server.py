@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 LOOPBACK = "127.0.0.1"
 VLLM_SKIP_REASON = (
@@ -159,7 +159,8 @@ def recording_client_class():
 
         async def generate(self, request_id, *, prompt_ids, sampling_params, **kwargs):
             sent = SimpleNamespace(prompt_ids=list(prompt_ids), sampling_params=dict(sampling_params))
-            output = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params, **kwargs)
+            output = await super().generate(request_id, prompt_ids=prompt_ids, sampling_params=sampling_params,
+                                            **kwargs)
             sent.output, sent.token_ids = output, list(output.token_ids)
             self.calls.append(sent)
             return output
@@ -187,7 +188,8 @@ def long_prompts(count: int, words: int = 60, seed: int = 0) -> list[list[dict]]
     prompts = []
     for i in range(count):
         numbers = " + ".join(str(rng.randint(0, 999)) for _ in range(words))
-        prompts.append([{"role": "user", "content": f"Problem {i}: what is {numbers}? Put the final answer in \\boxed{{}}."}])
+        prompts.append([{"role": "user",
+                         "content": f"Problem {i}: what is {numbers}? Put the final answer in \\boxed{{}}."}])
     return prompts
 
 
@@ -233,6 +235,7 @@ def measure_prefix_cache(worker, address: str, prompts) -> dict:
     return {
         "prompts": len(prompts), "sessions_per_prompt": n, "mean_base_prompt_tokens": sum(base_lengths) / len(prompts),
         "prompt_tokens_sent": sent, "vllm_prefix_cache_queries": queries, "vllm_prefix_cache_hits": hits,
-        "per_request_cached_tokens": sum(c.output.extra_fields.get("num_cached_tokens") or 0 for c in worker.client.calls),
+        "per_request_cached_tokens": sum(c.output.extra_fields.get("num_cached_tokens") or 0
+                                         for c in worker.client.calls),
         "hit_share": hits / queries if queries else 0.0, "ideal_share": ideal / sent, "batch_seconds": seconds,
     }

@@ -76,7 +76,7 @@ class VisionInputs:
         self.merge = int(getattr(image_processor, "merge_size", 1) or 1)
 
     @classmethod
-    def for_model(cls, model, path: str, trust_remote_code: bool) -> "Optional[VisionInputs]":
+    def for_model(cls, model, path: str, trust_remote_code: bool) -> Optional[VisionInputs]:
         config = model.config
         image_token_id = getattr(config, "image_token_id", None)
         if image_token_id is None:

@@ -67,7 +67,7 @@ def format_table(steps: dict[int, dict[str, float]]) -> str:
     titles = ["step"] + [title for title, _ in COLUMNS]
     rows = [[str(step)] + [_fmt(_lookup(steps[step], key)) for _, key in COLUMNS] for step in sorted(steps)]
     widths = [max(len(r[i]) for r in [titles] + rows) for i in range(len(titles))]
-    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths)) for r in [titles] + rows]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [titles] + rows]
     return "\n".join(lines)
 
 
