@@ -2,9 +2,9 @@
 
 One run carries every check (the `demo` fixture, tests/conftest.py, shared with the other end-to-end
 tests): the install into `.venv` and that the next command finds it up to date; verl's SFT trainer
-anneals the random model (its loss falls), stage 2 trains from the stage-1 HF checkpoint, the annealed model's auto-mode think rate follows its labels (hard
-questions thought about more often than easy ones), and thinking pays on hard questions (forced thinking
-more accurate than forced direct answers there).
+anneals the random model (its loss falls), stage 2 trains from the stage-1 HF checkpoint, the annealed
+model's auto-mode think rate follows its labels (hard questions thought about more often than easy ones),
+and thinking pays on hard questions (forced thinking more accurate than forced direct answers there).
 """
 
 import json
