@@ -203,9 +203,9 @@ def assets(slurm):
     return out
 
 
-def _make_slurm(slurm: Slurm, model: Path, assets: Path, name: str) -> str:
-    """`make slurm` of the CPU demo (as recipes/README.md shows it for a local cluster); returns the job id."""
-    args = ["make", "--no-print-directory", "slurm", "RECIPE=r4b_bpo_cpu", f"MODEL={model}",
+def _slurm_args(slurm: Slurm, model: Path, assets: Path, name: str) -> list[str]:
+    """`make slurm` of the CPU demo (as recipes/README.md shows it for a local cluster)."""
+    return ["make", "--no-print-directory", "slurm", "RECIPE=r4b_bpo_cpu", f"MODEL={model}",
             f"TRAIN={assets / 'train.parquet'}", f"VAL={assets / 'val.parquet'}", "NNODES=1",
             # no GPUs in this Slurm: no --gpus-per-node; Ray gets the logical GPU and the CPU slots verl asks for
             "NGPUS=", f"RAY_START_ARGS=--num-cpus=8 --num-gpus=1 --temp-dir={slurm.root / 'ray'}",
@@ -213,7 +213,11 @@ def _make_slurm(slurm: Slurm, model: Path, assets: Path, name: str) -> str:
             f"RAY_PORT={GCS_PORT}", f"DASHBOARD_PORT={DASHBOARD_PORT}",
             f"SBATCH_ARGS=--output={slurm.root}/slurm-%x-%j.out",  # not into the checkout
             f"ARGS=trainer.total_training_steps=2 trainer.default_local_dir={slurm.root / 'checkpoints' / name}"]
-    out = slurm.run(*args, timeout=120)
+
+
+def _make_slurm(slurm: Slurm, model: Path, assets: Path, name: str, *extra: str) -> str:
+    """`make slurm` of the CPU demo; returns the job id."""
+    out = slurm.run(*_slurm_args(slurm, model, assets, name), *extra, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     (job_id,) = re.findall(r"^Submitted batch job (\d+)$", out.stdout, re.M)
     return job_id
@@ -279,9 +283,14 @@ def test_make_slurm_trains_the_cpu_demo_on_a_real_slurm(slurm, assets):
 
 
 def test_a_job_that_fails_inside_slurm_names_the_command_and_the_log(slurm, assets):
-    bad_model = slurm.root / "not-a-model"  # exists (make slurm checks paths), holds no model
+    bad_model = slurm.root / "not-a-model"  # exists, holds no model
     bad_model.mkdir()
-    job_id = _make_slurm(slurm, bad_model, assets, "broken")
+    # the preflight refuses it on the submitting host, before sbatch (no job)
+    refused = slurm.run(*_slurm_args(slurm, bad_model, assets, "broken"), timeout=120)
+    assert refused.returncode != 0 and "FAIL  verl HFModelConfig" in refused.stdout, refused.stdout + refused.stderr
+    assert "Submitted batch job" not in refused.stdout
+    # past it (PREFLIGHT=), the job fails inside Slurm, and says where
+    job_id = _make_slurm(slurm, bad_model, assets, "broken", "PREFLIGHT=")
     info = slurm.wait_job(job_id, JOB_TIMEOUT_S)
     log = Path(info["StdOut"])
     text = log.read_text(errors="replace")
@@ -332,11 +341,14 @@ def test_a_failing_anneal_job_names_the_command_and_the_log(slurm):
     empty.mkdir(exist_ok=True)
     data = slurm.root / "no-data.parquet"
     data.write_bytes(b"not a parquet file")
-    out = slurm.run("make", "--no-print-directory", "anneal-slurm", "ANNEAL_RECIPE=r4b_anneal_cpu",
-                    f"MODEL={empty}", f"DATA={data}", "NNODES=1", "NGPUS=", "RDZV_PORT=46391",
-                    f"ANNEAL_OUT={slurm.root / 'anneal-broken'}", "EXPERIMENT=anneal-broken",
-                    f"JOB_PYTHON={sys.executable}", f"SBATCH_ARGS=--output={slurm.root}/slurm-%x-%j.out",
-                    timeout=120)
+    args = ["make", "--no-print-directory", "anneal-slurm", "ANNEAL_RECIPE=r4b_anneal_cpu",
+            f"MODEL={empty}", f"DATA={data}", "NNODES=1", "NGPUS=", "RDZV_PORT=46391",
+            f"ANNEAL_OUT={slurm.root / 'anneal-broken'}", f"JOB_PYTHON={sys.executable}",
+            f"SBATCH_ARGS=--job-name=anneal-broken --output={slurm.root}/slurm-%x-%j.out"]
+    refused = slurm.run(*args, timeout=120)  # the preflight, on the submitting host: no job
+    assert refused.returncode != 0 and "not a readable parquet file" in refused.stdout, refused.stdout + refused.stderr
+    assert "Submitted batch job" not in refused.stdout
+    out = slurm.run(*args, "PREFLIGHT=", timeout=120)  # past it, the job fails inside Slurm and says where
     assert out.returncode == 0, out.stdout + out.stderr
     (job_id,) = re.findall(r"^Submitted batch job (\d+)$", out.stdout, re.M)
     info = slurm.wait_job(job_id, JOB_TIMEOUT_S)
