@@ -40,18 +40,24 @@ def problems(report) -> str:
 
 # ------------------------------------------------------------------------------------ documented commands
 
-def documented_commands() -> list[tuple[str, str]]:
-    """(README, overrides) of every ``python -m verl.trainer.main_ppo +recipe=<GPU recipe>`` in a code block."""
-    found = []
+def readme_code_lines():
+    """(README, line) of every line in a code block of every README, continuation lines joined."""
     for md in sorted(REPO.glob("**/README.md")):
         if any(part.startswith(".") for part in md.relative_to(REPO).parts):
             continue
         for block in re.findall(r"```[\w-]*\n(.*?)```", md.read_text(), re.S):
             for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-                m = re.search(r"python -m verl\.trainer\.main_ppo (.*)", line.split(" #")[0].split(" | ")[0])
-                recipe = re.search(r"\+recipe=(\w+)", line)
-                if m and recipe and not recipe.group(1).endswith("_cpu"):
-                    found.append((str(md.relative_to(REPO)), m.group(1)))
+                yield str(md.relative_to(REPO)), line
+
+
+def documented_commands() -> list[tuple[str, str]]:
+    """(README, overrides) of every ``python -m verl.trainer.main_ppo +recipe=<GPU recipe>`` in a code block."""
+    found = []
+    for md, line in readme_code_lines():
+        m = re.search(r"python -m verl\.trainer\.main_ppo (.*)", line.split(" #")[0].split(" | ")[0])
+        recipe = re.search(r"\+recipe=(\w+)", line)
+        if m and recipe and not recipe.group(1).endswith("_cpu"):
+            found.append((md, m.group(1)))
     return found
 
 
@@ -100,14 +106,10 @@ def test_every_documented_gpu_command_passes(assets, where, command):
 def documented_make_lines() -> list[tuple[str, str, list[str]]]:
     """(README, target, variables) of every ``make <launch target> ...`` in a code block, CPU recipes aside."""
     found = []
-    for md in sorted(REPO.glob("**/README.md")):
-        if any(part.startswith(".") for part in md.relative_to(REPO).parts):
-            continue
-        for block in re.findall(r"```[\w-]*\n(.*?)```", md.read_text(), re.S):
-            for line in re.sub(r"\\\n\s*", " ", block).splitlines():
-                m = re.match(r"\s*make (\S+)(.*)", line.split(" #")[0])
-                if m and m.group(1) in LAUNCH_TARGETS and not re.search(r"RECIPE=\w+_cpu", line):
-                    found.append((str(md.relative_to(REPO)), m.group(1), shlex.split(m.group(2))))
+    for md, line in readme_code_lines():
+        m = re.match(r"\s*make (\S+)(.*)", line.split(" #")[0])
+        if m and m.group(1) in LAUNCH_TARGETS and not re.search(r"RECIPE=\w+_cpu", line):
+            found.append((md, m.group(1), shlex.split(m.group(2))))
     return found
 
 

@@ -272,27 +272,14 @@ def test_refusals_name_the_fix(tagless_tokenizer_dir, tmp_path, capsys):
 
 
 def test_run_anneal_refuses_think_tokens_on_several_nodes(tmp_path):
-    env = {**os.environ, "PYTHON": sft.PYTHON, "THINK_TOKENS": "add", "NNODES": "2", "RDZV_ENDPOINT": "localhost:1"}
-    proc = subprocess.run(
-        ["bash", str(sft.REPO / "recipes" / "run_anneal.sh"), str(tmp_path / "m"), "d.parquet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    def run_anneal(**env):
+        return subprocess.run(["bash", str(sft.REPO / "recipes" / "run_anneal.sh"), str(tmp_path / "m"), "d.parquet"],
+                              cwd=tmp_path, env={**os.environ, "PYTHON": sft.PYTHON, **env}, capture_output=True,
+                              text=True, check=False, timeout=60)
+
+    proc = run_anneal(THINK_TOKENS="add", NNODES="2", RDZV_ENDPOINT="localhost:1")
     assert proc.returncode == 2 and "race" in proc.stderr and "python -m r4b_verl.anneal.think_tokens" in proc.stderr
-    env.update(NNODES="1", THINK_TOKENS="yes")
-    proc = subprocess.run(
-        ["bash", str(sft.REPO / "recipes" / "run_anneal.sh"), str(tmp_path / "m"), "d.parquet"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    proc = run_anneal(THINK_TOKENS="yes", NNODES="1")
     assert proc.returncode == 2 and "the only value is 'add'" in proc.stderr
 
 
