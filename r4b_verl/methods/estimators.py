@@ -35,8 +35,8 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+from verl.trainer.ppo import core_algos
 from verl.trainer.ppo.core_algos import register_adv_est
-from verl.utils.groupwise import as_torch_index, group_mean_std
 
 from r4b_verl.advantage import _validate
 from r4b_verl.methods.batch_view import BatchView, current_view
@@ -55,14 +55,14 @@ def _scores(token_level_rewards: torch.Tensor, who: str, index) -> torch.Tensor:
 
 
 def _grpo(scores: torch.Tensor, index, config, epsilon: float) -> torch.Tensor:
+    """verl's own GRPO (``grpo_vectorized``) on one score per row: its group statistics, one-row groups included
+    (mean 0, std 1 there, as verl's ``grpo``: A = r / (1 + eps), never a division by a zero std)."""
     norm_by_std = True if config is None else bool(config.get("norm_adv_by_std_in_grpo", True))
-    gidx = as_torch_index(index, device=scores.device)
-    mean_g, std_g, count_g = group_mean_std(scores, gidx, eps=0.0, device=scores.device)
-    centred = scores - mean_g[gidx].to(scores.dtype)
-    if not norm_by_std:
-        return centred
-    std = torch.where(count_g[gidx] > 1, std_g[gidx].to(scores.dtype), torch.zeros_like(scores))
-    return centred / (std + epsilon)
+    rows = scores.unsqueeze(-1)
+    adv, _ = core_algos.get_adv_estimator_fn("grpo_vectorized")(
+        token_level_rewards=rows, response_mask=torch.ones_like(rows), index=index, epsilon=epsilon,
+        norm_adv_by_std_in_grpo=norm_by_std)
+    return adv.squeeze(-1)
 
 
 def _options(config, key: str, defaults: dict) -> dict:

@@ -175,3 +175,15 @@ def test_view_from_extra_fields_takes_the_mode_each_response_took():
     view = view_from_extra_fields(extra, step=3, total_steps=7)
     assert view.modes.tolist() == ["think", "no_think", "think"]
     assert view.acc.tolist() == [1.0, 0.0, 0.0] and (view.step, view.total_steps) == (3, 7)
+
+
+def test_a_group_of_one_gets_verls_grpo_advantage_not_an_explosion():
+    # one prompt left with a single response (a dropped group, a filtered row): verl's grpo gives r / (1 + eps)
+    from verl.trainer.ppo import core_algos
+
+    from r4b_verl.methods.estimators import _grpo
+
+    scores, index = torch.tensor([2.0, 1.0, 0.0]), np.array(["solo", "pair", "pair"], dtype=object)
+    ours = _grpo(scores, index, None, 1e-6)
+    verl, _ = core_algos.compute_grpo_outcome_advantage(scores.unsqueeze(-1), torch.ones(3, 1), index)
+    assert torch.allclose(ours, verl.squeeze(-1)) and abs(float(ours[0]) - 2.0) < 1e-4, ours  # was 2e6
