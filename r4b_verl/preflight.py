@@ -193,15 +193,14 @@ def batch_sizes(config: DictConfig, world_size: int) -> None:
 
 
 def reward_options(config: DictConfig) -> str:
-    """The reward's options and values and every reward the routes name; a note when the reward is not ours."""
-    from r4b_verl.data.startup import our_reward
-    from r4b_verl.methods.rewards import check_reward_options
+    """The reward's options and values and every reward the routes name (the driver's own check); a note when the
+    reward is not ours."""
+    from r4b_verl.data.startup import check_reward_config, our_reward
 
-    custom = config.reward.get("custom_reward_function") or {}
-    path = str(custom.get("path") or "")
+    path = str(OmegaConf.select(config, "reward.custom_reward_function.path") or "")
     if not our_reward(path):
         return f"reward {path or '(verl default)'} is not r4b-verl's: its options are not checked here"
-    check_reward_options(path, OmegaConf.to_container(custom.get("reward_kwargs") or {}, resolve=True))
+    check_reward_config(config)
     return ""
 
 
