@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_NAMES = {"ppo": "ppo_trainer", "sft": "sft_trainer_engine"}  # verl's entry points' config names
 _GROUP_CHOICE = re.compile(r"^\+{0,2}recipe=")
@@ -144,12 +144,6 @@ def model_is_local(report: Report, key: str, path: Any) -> bool:
     return False
 
 
-def _files(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, (list, tuple, ListConfig)) else [str(value)]
-
-
 def missing_values(config: DictConfig, skip: Sequence[str]) -> None:
     """Mandatory ``???`` values left unset, outside the sections this job does not use."""
     missing = sorted(k for k in OmegaConf.missing_keys(config) if not any(k.startswith(s) for s in skip))
@@ -210,7 +204,7 @@ def check_ppo(overrides: Sequence[str]) -> Report:
 
     from r4b_verl.data.startup import check_config_data
     from r4b_verl.recipe_guard import check_driver
-    from r4b_verl.rollout.worker import startup_check
+    from r4b_verl.rollout.worker import startup_check, uses_bimode_loop
 
     report = Report("ppo", list(overrides))
     report.run("recipe on Hydra's search path", lambda: check_driver(["preflight", *overrides]))
@@ -234,7 +228,7 @@ def check_ppo(overrides: Sequence[str]) -> Report:
         model = report.run("verl HFModelConfig (tokenizer, processor)",
                            lambda: omega_conf_to_dataclass(config.actor_rollout_ref.model))
         tokenizer, processor = getattr(model, "tokenizer", None), getattr(model, "processor", None)
-    if config.actor_rollout_ref.rollout.agent.get("default_agent_loop") == "bpo_bimode":
+    if uses_bimode_loop(config):
         prefixes = "with the tokenizer" if tokenizer is not None else "without a tokenizer"
         report.run(f"bi-mode rollout: bpo block, split, loss, prompt budget ({prefixes})",
                    lambda: startup_check(config, tokenizer, processor))
@@ -254,6 +248,8 @@ def sft_data(config: DictConfig, world_size: int) -> None:
     """Each file readable, with the messages column; enough training rows for one global batch."""
     import pyarrow.parquet as pq
 
+    from r4b_verl.data.startup import config_files
+
     data = config.data
     dp = world_size // max(1, int(config.engine.get("ulysses_sequence_parallel_size", 1) or 1))
     if data.train_batch_size % dp:
@@ -261,7 +257,7 @@ def sft_data(config: DictConfig, world_size: int) -> None:
                              f"size {dp} (trainer.nnodes x trainer.n_gpus_per_node / sequence parallel)")
     rows = 0
     for key in ("train_files", "val_files"):
-        for path in _files(data.get(key)):
+        for path in config_files(data.get(key)):
             if "://" in path:
                 continue
             local = os.path.expanduser(path)
@@ -277,7 +273,7 @@ def sft_data(config: DictConfig, world_size: int) -> None:
                 raise PreflightError(f"data.{key}: {path} has no column {data.messages_key!r} (data.messages_key); "
                                      f"its columns: {schema.names}")
             rows += count if key == "train_files" else 0
-    if _files(data.get("train_files")) and rows < data.train_batch_size:
+    if config_files(data.get("train_files")) and rows < data.train_batch_size:
         raise PreflightError(f"data.train_files hold {rows} rows, fewer than data.train_batch_size="
                              f"{data.train_batch_size}: the trainer drops the incomplete batch and trains 0 steps")
 

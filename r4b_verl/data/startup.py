@@ -29,7 +29,8 @@ OUR_REWARDS = ("pkg://r4b_verl.reward", "pkg://r4b_verl.methods.rewards", "rewar
 SHOW = 20
 
 
-def _files(value) -> list[str]:
+def config_files(value) -> list[str]:
+    """The paths of a ``data.*_files`` value: one path or a list of them."""
     if value is None:
         return []
     if isinstance(value, (list, tuple, ListConfig)):
@@ -79,7 +80,7 @@ def check_config_data(config) -> list[FileReport]:
     start = time.perf_counter()
     reports = []
     for key in ("train_files", "val_files"):
-        for path in _files(data.get(key)):
+        for path in config_files(data.get(key)):
             if "://" in path and not path.startswith("file://"):
                 logger.warning("bpo.data_check: %s is not a local file; not checked at start-up", path)
                 continue
@@ -114,10 +115,10 @@ class DataCheckCallback(Callback):
     """
 
     def on_job_start(self, config: DictConfig, **kwargs) -> None:
-        from r4b_verl.rollout.worker import startup_check
+        from r4b_verl.rollout.worker import startup_check, uses_bimode_loop
 
         try:
-            if OmegaConf.select(config, "actor_rollout_ref.rollout.agent.default_agent_loop") == "bpo_bimode":
+            if uses_bimode_loop(config):
                 startup_check(config)  # the bi-mode checks that need no tokenizer: bpo block, split of n, loss
             check_reward_config(config)
             check_config_data(config)

@@ -28,13 +28,14 @@ import logging
 from typing import Any
 
 import ray
+from omegaconf import OmegaConf
 from verl.trainer.ppo.v1.agent_loop_tq import AgentLoopManagerTQ, AgentLoopWorkerTQ
 
 from r4b_verl import verl_compat
 from r4b_verl.metrics import reward_info_for_metrics
 from r4b_verl.multimodal.startup import check_image_support
 from r4b_verl.recipe_guard import refuse_plain_recipe_key
-from r4b_verl.rollout.agent_loop import rollout_phase
+from r4b_verl.rollout.agent_loop import AGENT_LOOP_NAME, rollout_phase
 from r4b_verl.rollout.options import BPOConfigError, BPORolloutOptions, check_truncation
 from r4b_verl.rollout.prefixes import CHECKED_PREFIXES
 from r4b_verl.think import ALL_MODES, CHOSEN_MODE_KEY, FORCED_MODES
@@ -101,6 +102,11 @@ def check_prompt_budget(config: Any, prefix_len: int | None = None) -> None:
             "(data.truncation=error). Leave prompt_length to the recipe "
             "(${r4b.sum:${data.max_prompt_length},${bpo.prefix_tokens}}) or raise it"
         )
+
+
+def uses_bimode_loop(config: Any) -> bool:
+    """The run's agent loop is the bi-mode one (``rollout.agent.default_agent_loop``): its checks apply."""
+    return OmegaConf.select(config, "actor_rollout_ref.rollout.agent.default_agent_loop") == AGENT_LOOP_NAME
 
 
 def startup_check(config: Any, tokenizer: Any = None, processor: Any = None) -> BPORolloutOptions:
